@@ -1,0 +1,197 @@
+"""The sender thread: a ``QueueListener`` that gathers pending events into batches.
+
+The stdlib listener supplies the thread, the loop and the stop sentinel; this class
+decides how long each ``get`` may block. With no batch open it blocks with no timeout,
+so an idle process never wakes; with a batch open it waits at most until the batch is
+due. Batches close at ``batch_size`` events, about ``max_batch_bytes`` of JSON, or
+``flush_interval`` after their first event.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from logging.handlers import QueueListener
+from typing import Any
+
+from ._config import Config
+from ._deliver import Deliverer, Event
+from ._diagnostics import Reporter
+from ._encode import NameSanitiser, TimestampFormatter
+from ._stats import Stats
+
+#: Idents of every live sender thread: records they log (urllib3's, say) are never shipped.
+SENDER_THREADS: set[int] = set()
+
+
+class FlushMarker:
+    """Put in the queue by ``flush()``; set once every earlier event is settled."""
+
+    __slots__ = ("done",)
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+
+
+class _Due:
+    """Returned by ``dequeue`` when the open batch is due (no item arrived in time)."""
+
+
+_DUE = _Due()
+
+
+class BatchSender(QueueListener):
+    """Drains the queue on one named daemon thread and hands batches to a ``Deliverer``."""
+
+    def __init__(
+        self,
+        q: queue.SimpleQueue[Any],
+        config: Config,
+        deliverer: Deliverer,
+        stats: Stats,
+        reporter: Reporter,
+        id_prefix: str,
+        idle_work: Callable[[], float | None] | None = None,
+    ) -> None:
+        super().__init__(q)
+        self._q = q  # typed view of self.queue
+        self._config = config
+        self._deliverer = deliverer
+        self._stats = stats
+        self._reporter = reporter
+        self._prefix = id_prefix
+        self._batch: list[Event] = []
+        self._due_at = 0.0
+        self._timestamps = TimestampFormatter()
+        self._names = NameSanitiser()
+        self._value_fields = config.value_fields
+        # Called when the queue is idle; returns seconds until it wants to run again
+        # (the spool's drain and probe), or None to sleep until an event arrives.
+        self._idle_work = idle_work
+        self._idle_at: float | None = 0.0 if idle_work is not None else None
+
+    def start(self) -> None:
+        """Start the thread (named, daemon), and remember its ident."""
+        thread = threading.Thread(target=self._run, name="slaos-logging-sender", daemon=True)
+        self._thread = thread
+        thread.start()
+
+    def _run(self) -> None:
+        ident = threading.get_ident()
+        SENDER_THREADS.add(ident)
+        try:
+            # The stdlib loop (dequeue, handle, until the sentinel); not in typeshed.
+            self._monitor()  # type: ignore[attr-defined]
+        finally:
+            SENDER_THREADS.discard(ident)
+
+    @property
+    def thread(self) -> threading.Thread | None:
+        """The sender thread, once started."""
+        return self._thread
+
+    def dequeue(self, block: bool) -> Any:
+        """Block for the next item, at most until the open batch or idle work is due."""
+        wake_at = self._due_at if self._batch else None
+        if self._idle_at is not None and (wake_at is None or self._idle_at < wake_at):
+            wake_at = self._idle_at
+        if wake_at is None:
+            return self._q.get()
+        remaining = wake_at - time.monotonic()
+        try:
+            if remaining <= 0:
+                return self._q.get_nowait()
+            return self._q.get(timeout=remaining)
+        except queue.Empty:
+            return _DUE
+
+    def handle(self, record: Any) -> None:
+        """Take one queue item: a pending event, a flush marker, or the due signal."""
+        try:
+            if type(record) is tuple:
+                self._add(record)
+            elif record is _DUE:
+                self._tick()
+            elif isinstance(record, FlushMarker):
+                self.send_batch()
+                record.done.set()
+        except Exception as exc:  # the sender thread must never die
+            self._reporter.every(
+                "internal",
+                logging.ERROR,
+                "slaos_logging sender error: %s: %s",
+                type(exc).__name__,
+                exc,
+            )
+            if isinstance(record, FlushMarker):
+                record.done.set()
+
+    def _add(self, item: tuple[Any, ...]) -> None:
+        org, key, raw_ts, created, values, idem, seq = item
+        if raw_ts is None:
+            stamp = self._timestamps.created(created)
+        else:
+            parsed = self._timestamps.parse(raw_ts)
+            if parsed is None:
+                self._stats.bad_timestamps += 1
+                self._reporter.every(
+                    "timestamp",
+                    logging.WARNING,
+                    "unusable timestamp %.60r: used the record's creation time instead",
+                    raw_ts,
+                )
+                parsed = self._timestamps.created(created)
+            stamp = parsed
+        event: Event = {
+            "organization_id": org,
+            "key": key,
+            "timestamp": stamp,
+            "values": self._names(values),
+            "idempotency_key": (
+                f"{self._prefix}{seq:x}"
+                if idem is None
+                else idem
+                if type(idem) is str
+                else str(idem)
+            ),
+        }
+        batch = self._batch
+        if not batch:
+            self._due_at = time.monotonic() + self._config.flush_interval
+        batch.append(event)
+        if (
+            len(batch) >= self._config.batch_size
+            or len(batch) * self._deliverer.event_bytes >= self._config.max_batch_bytes
+        ):
+            self.send_batch()
+
+    def _tick(self) -> None:
+        now = time.monotonic()
+        if self._batch and now >= self._due_at:
+            self.send_batch()
+        if self._idle_work is not None and self._idle_at is not None and now >= self._idle_at:
+            delay = self._idle_work()
+            self._idle_at = None if delay is None else time.monotonic() + delay
+
+    def wake_idle_work(self) -> None:
+        """Ask for the idle work to run at the next opportunity (spool gained events)."""
+        if self._idle_work is not None:
+            self._idle_at = 0.0
+
+    def send_batch(self) -> None:
+        """Deliver the open batch now."""
+        batch, self._batch = self._batch, []
+        if batch:
+            self._deliverer.deliver(batch)
+
+    def has_open_batch(self) -> bool:
+        """Whether events are gathered but not yet sent."""
+        return bool(self._batch)
+
+    def take_open_batch(self) -> list[Event]:
+        """Remove and return the batch not yet sent (for shutdown accounting)."""
+        batch, self._batch = self._batch, []
+        return batch

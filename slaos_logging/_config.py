@@ -1,0 +1,229 @@
+"""Settings: environment variable names, defaults, validation, and the frozen result."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+ENV_INGESTION_ID = "SLAOS_INGESTION_ID"
+ENV_INGESTION_KEY = "SLAOS_INGESTION_KEY"
+ENV_HOST = "SLAOS_HOST"
+ENV_KEY = "SLAOS_KEY"
+ENV_SPOOL_DIR = "SLAOS_SPOOL_DIR"
+
+DEFAULT_HOST = "api.rated.co"
+DEFAULT_BATCH_SIZE = 500
+DEFAULT_MAX_BATCH_BYTES = 1_000_000
+DEFAULT_FLUSH_INTERVAL = 1.0
+DEFAULT_MAX_QUEUE_SIZE = 10_000
+DEFAULT_MAX_RETRIES = 5
+DEFAULT_TIMEOUT = 10.0
+DEFAULT_SHUTDOWN_TIMEOUT = 5.0
+DEFAULT_SPOOL_MAX_BYTES = 256 * 1024 * 1024
+DEFAULT_BACKOFF_BASE = 0.5
+DEFAULT_BACKOFF_CAP = 30.0
+
+OrganizationSource = str | Callable[[], object] | None
+
+
+@dataclass(frozen=True, repr=False)
+class Config:
+    """Everything a pipeline needs, validated once at construction.
+
+    The ingestion key is held here only; ``repr`` masks it.
+    """
+
+    base_url: str
+    ingestion_id: str
+    ingestion_key: str
+    key: str | None = None
+    events: frozenset[str] | None = None
+    organization_id: OrganizationSource = None
+    value_fields: frozenset[str] | None = None
+    batch_size: int = DEFAULT_BATCH_SIZE
+    max_batch_bytes: int = DEFAULT_MAX_BATCH_BYTES
+    flush_interval: float = DEFAULT_FLUSH_INTERVAL
+    max_queue_size: int = DEFAULT_MAX_QUEUE_SIZE
+    max_retries: int = DEFAULT_MAX_RETRIES
+    timeout: float = DEFAULT_TIMEOUT
+    shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT
+    verify: bool | str = True
+    backoff_base: float = DEFAULT_BACKOFF_BASE
+    backoff_cap: float = DEFAULT_BACKOFF_CAP
+    spool_dir: str | None = None
+    spool_max_bytes: int = DEFAULT_SPOOL_MAX_BYTES
+
+    @property
+    def endpoint(self) -> str:
+        """The ingestion URL. It contains the key: never log or print it."""
+        return f"{self.base_url}/v1/ingest/{self.ingestion_id}/{self.ingestion_key}"
+
+    @property
+    def masked_endpoint(self) -> str:
+        """The ingestion URL with the key replaced by ``***``, safe to show."""
+        return f"{self.base_url}/v1/ingest/{self.ingestion_id}/***"
+
+    def __repr__(self) -> str:
+        return (
+            f"Config(base_url={self.base_url!r}, ingestion_id={self.ingestion_id!r}, "
+            f"ingestion_key='***', key={self.key!r})"
+        )
+
+
+def _is_loopback(hostname: str) -> bool:
+    if hostname == "localhost" or hostname.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(hostname).is_loopback
+    except ValueError:
+        return False
+
+
+def resolve_base_url(host: str, *, allow_insecure_http: bool = False) -> str:
+    """Turn ``host`` (a bare host or a full base URL) into a base URL without trailing slash.
+
+    Args:
+        host: ``api.rated.co``, ``localhost:8080`` (both mean https) or a URL with a scheme.
+        allow_insecure_http: Permit ``http://`` to a non-loopback host.
+
+    Raises:
+        ValueError: The scheme is not http(s), the host is empty, or plain http would send
+            the ingestion key in clear text over a network.
+    """
+    host = host.strip()
+    if "://" not in host:
+        host = "https://" + host
+    parts = urlsplit(host)
+    if parts.scheme not in ("http", "https"):
+        raise ValueError(f"host: scheme must be http or https, got {parts.scheme!r}")
+    if not parts.hostname:
+        raise ValueError(f"host: no host name in {host!r}")
+    if parts.query or parts.fragment:
+        raise ValueError("host: a base URL may not carry a query or fragment")
+    if parts.scheme == "http" and not allow_insecure_http and not _is_loopback(parts.hostname):
+        raise ValueError(
+            f"host: plain http:// to {parts.hostname} would send the ingestion key unencrypted "
+            "(it travels in the URL path); use https, or pass allow_insecure_http=True"
+        )
+    base = f"{parts.scheme}://{parts.netloc}{parts.path}".rstrip("/")
+    # A pasted ingestion URL ending in /v1/ingest would otherwise be doubled.
+    if base.endswith("/v1/ingest"):
+        base = base[: -len("/v1/ingest")]
+    return base
+
+
+def _positive(name: str, value: float, *, integer: bool) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    if integer and not isinstance(value, int):
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    if value <= 0:
+        raise ValueError(f"{name} must be positive, got {value!r}")
+
+
+def _names(name: str, value: Iterable[str] | str | None) -> frozenset[str] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        # A single name is a common slip in settings files: accept it rather than
+        # treating it as a set of characters.
+        return frozenset((value,))
+    names = frozenset(value)
+    if not all(isinstance(n, str) for n in names):
+        raise ValueError(f"{name} must be a list of strings")
+    return names
+
+
+def _required(value: str | None, name: str, env: str) -> str:
+    if value is None:
+        value = os.environ.get(env)
+    if not value:
+        raise ValueError(
+            f"{name} is required: pass {name}=... or set the {env} environment variable"
+        )
+    return value
+
+
+def build_config(
+    *,
+    ingestion_id: str | None = None,
+    ingestion_key: str | None = None,
+    host: str | None = None,
+    allow_insecure_http: bool = False,
+    key: str | None = None,
+    events: Iterable[str] | str | None = None,
+    organization_id: OrganizationSource = None,
+    value_fields: Iterable[str] | str | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    max_batch_bytes: int = DEFAULT_MAX_BATCH_BYTES,
+    flush_interval: float = DEFAULT_FLUSH_INTERVAL,
+    max_queue_size: int = DEFAULT_MAX_QUEUE_SIZE,
+    max_retries: int = DEFAULT_MAX_RETRIES,
+    timeout: float = DEFAULT_TIMEOUT,
+    shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT,
+    verify: bool | str = True,
+    backoff_base: float = DEFAULT_BACKOFF_BASE,
+    backoff_cap: float = DEFAULT_BACKOFF_CAP,
+    spool_dir: str | os.PathLike[str] | None = None,
+    spool_max_bytes: int = DEFAULT_SPOOL_MAX_BYTES,
+) -> Config:
+    """Validate arguments, fill the rest from ``SLAOS_*`` variables, and freeze them.
+
+    Raises:
+        ValueError: With a message that names the offending argument (and its
+            environment variable, where it has one).
+    """
+    ingestion_id = _required(ingestion_id, "ingestion_id", ENV_INGESTION_ID)
+    ingestion_key = _required(ingestion_key, "ingestion_key", ENV_INGESTION_KEY)
+    for name, secret in (("ingestion_id", ingestion_id), ("ingestion_key", ingestion_key)):
+        if "/" in secret or any(c.isspace() for c in secret):
+            raise ValueError(f"{name} may not contain '/' or white space")
+    base_url = resolve_base_url(
+        host or os.environ.get(ENV_HOST) or DEFAULT_HOST, allow_insecure_http=allow_insecure_http
+    )
+    for name, number, integer in (
+        ("batch_size", batch_size, True),
+        ("max_batch_bytes", max_batch_bytes, True),
+        ("flush_interval", flush_interval, False),
+        ("max_queue_size", max_queue_size, True),
+        ("timeout", timeout, False),
+        ("shutdown_timeout", shutdown_timeout, False),
+        ("backoff_base", backoff_base, False),
+        ("backoff_cap", backoff_cap, False),
+        ("spool_max_bytes", spool_max_bytes, True),
+    ):
+        _positive(name, number, integer=integer)
+    if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+        raise ValueError(f"max_retries must be a non-negative integer, got {max_retries!r}")
+    if not isinstance(verify, (bool, str)):
+        raise ValueError("verify must be True, False or the path of a CA bundle")
+    if organization_id is not None and not (
+        isinstance(organization_id, str) or callable(organization_id)
+    ):
+        raise ValueError("organization_id must be a string or a zero-argument callable")
+    key = key if key is not None else os.environ.get(ENV_KEY) or None
+    spool = spool_dir if spool_dir is not None else os.environ.get(ENV_SPOOL_DIR) or None
+    return Config(
+        base_url=base_url,
+        ingestion_id=ingestion_id,
+        ingestion_key=ingestion_key,
+        key=key,
+        events=_names("events", events),
+        organization_id=organization_id,
+        value_fields=_names("value_fields", value_fields),
+        batch_size=batch_size,
+        max_batch_bytes=max_batch_bytes,
+        flush_interval=float(flush_interval),
+        max_queue_size=max_queue_size,
+        max_retries=max_retries,
+        timeout=float(timeout),
+        shutdown_timeout=float(shutdown_timeout),
+        verify=verify,
+        backoff_base=float(backoff_base),
+        backoff_cap=float(backoff_cap),
+        spool_dir=os.fspath(spool) if spool is not None else None,
+        spool_max_bytes=spool_max_bytes,
+    )

@@ -1,0 +1,129 @@
+"""The library's own messages: rate-limited, redacted, and never fed back into a handler.
+
+Every message goes to the ``slaos_logging`` logger (which has a ``NullHandler``, so
+an application that configures nothing sees nothing). ``SlaOSHandler`` ignores
+records from ``slaos_logging*`` loggers, so these can never loop back into it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import weakref
+from collections.abc import Iterable
+
+logger = logging.getLogger("slaos_logging")
+logger.addHandler(logging.NullHandler())
+
+_REDACTED = "***"
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """Return ``text`` with every secret replaced by ``***``."""
+    for secret in secrets:
+        if secret and secret in text:
+            text = text.replace(secret, _REDACTED)
+    return text
+
+
+class RateLimiter:
+    """Lets a message through once per key per ``interval`` seconds, and counts the rest."""
+
+    def __init__(self, interval: float) -> None:
+        self._interval = interval
+        self._last: dict[str, float] = {}
+        self._suppressed: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def allow(self, key: str) -> int | None:
+        """Return how many were suppressed since the last one let through, or ``None``."""
+        now = time.monotonic()
+        with self._lock:
+            last = self._last.get(key)
+            if last is not None and now - last < self._interval:
+                self._suppressed[key] = self._suppressed.get(key, 0) + 1
+                return None
+            self._last[key] = now
+            return self._suppressed.pop(key, 0)
+
+
+class Reporter:
+    """Writes one handler's diagnostics: once per reason, or at most once per interval."""
+
+    def __init__(self, secrets: tuple[str, ...], interval: float = 10.0) -> None:
+        self._secrets = secrets
+        self._limiter = RateLimiter(interval)
+        self._once: set[str] = set()
+        self._lock = threading.Lock()
+
+    def once(self, reason: str, level: int, msg: str, *args: object) -> None:
+        """Log ``msg`` the first time ``reason`` is seen, never again."""
+        with self._lock:
+            if reason in self._once:
+                return
+            self._once.add(reason)
+        self._log(level, msg, args)
+
+    def every(self, reason: str, level: int, msg: str, *args: object) -> None:
+        """Log ``msg`` at most once per interval for ``reason``, noting how many were held back."""
+        suppressed = self._limiter.allow(reason)
+        if suppressed is None:
+            return
+        if suppressed:
+            msg += " (%d similar messages suppressed)"
+            args = (*args, suppressed)
+        self._log(level, msg, args)
+
+    def _log(self, level: int, msg: str, args: tuple[object, ...]) -> None:
+        # Format here so the key can be scrubbed from the finished text, whatever the args held.
+        try:
+            text = redact(msg % args if args else msg, self._secrets)
+            logger.log(level, text)
+        except Exception:  # a diagnostic must never break the caller
+            pass
+
+
+class _UrlRedactingFilter(logging.Filter):
+    """Scrubs live ingestion keys from urllib3's request lines (it logs the path at DEBUG)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._owners: weakref.WeakKeyDictionary[object, str] = weakref.WeakKeyDictionary()
+
+    def add(self, owner: object, secret: str) -> None:
+        self._owners[owner] = secret
+
+    def remove(self, owner: object) -> None:
+        self._owners.pop(owner, None)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        secrets = [s for s in list(self._owners.values()) if s]
+        if not secrets:
+            return True
+        try:
+            if isinstance(record.msg, str):
+                record.msg = redact(record.msg, secrets)
+            if isinstance(record.args, tuple):
+                record.args = tuple(
+                    redact(a, secrets) if isinstance(a, str) else a for a in record.args
+                )
+        except Exception:  # never break urllib3's logging call
+            pass
+        return True
+
+
+_url_filter = _UrlRedactingFilter()
+_URLLIB3_LOGGERS = ("urllib3.connectionpool", "urllib3.util.retry", "urllib3.connection")
+for _name in _URLLIB3_LOGGERS:
+    logging.getLogger(_name).addFilter(_url_filter)
+
+
+def protect_secret(owner: object, secret: str) -> None:
+    """Redact ``secret`` from urllib3's log records for as long as ``owner`` lives."""
+    _url_filter.add(owner, secret)
+
+
+def release_secret(owner: object) -> None:
+    """Stop redacting ``owner``'s secret (it was closed)."""
+    _url_filter.remove(owner)

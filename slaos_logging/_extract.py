@@ -1,0 +1,108 @@
+"""Pure ``record -> pending event``: what ``emit()`` does on the application thread.
+
+Only the cheap part runs here (look-ups in the record's ``__dict__`` and a shallow
+copy of the values); turning the pending tuple into JSON-ready data happens on the
+sender thread (see ``_encode``). No threads, no I/O.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from pythonjsonlogger.core import RESERVED_ATTRS
+
+from ._config import Config
+from ._context import organization_id_var
+
+#: Fields of the event envelope that are never values.
+ENVELOPE_FIELDS = frozenset({"organization_id", "key", "timestamp", "idempotency_key"})
+
+# Standard LogRecord attributes, from python-json-logger's list, plus taskName (3.12+),
+# which older versions of that list lack.
+_RECORD_ATTRS = frozenset(RESERVED_ATTRS) | {"taskName"}
+_NOT_VALUES = _RECORD_ATTRS | ENVELOPE_FIELDS
+
+#: A pending event: (organization_id, key, raw timestamp or None, created, values,
+#: idempotency_key or None). The sender thread appends nothing; the sequence number
+#: travels separately.
+Pending = tuple[str, str, Any, float, dict[str, Any], Any]
+
+#: Reasons a record is not an event, with the message logged once for each.
+MISSING_ORG = "missing_organization_id"
+MISSING_KEY = "missing_key"
+REASONS = {
+    MISSING_ORG: (
+        "record %r has no organization_id and the handler has no default: it is skipped "
+        "(pass extra={'organization_id': ...}, set organization_id= on the handler, "
+        "or use slaos_logging.organization())"
+    ),
+    MISSING_KEY: (
+        "record %r has no key and the handler has no default: it is skipped "
+        "(pass extra={'key': ...} or set key= on the handler)"
+    ),
+}
+
+
+class Extractor:
+    """Builds pending events from log records (or plain mappings) by the handler's rules."""
+
+    __slots__ = ("_default_key", "_events", "_org", "_org_callable", "_value_fields")
+
+    def __init__(self, config: Config) -> None:
+        self._events = config.events
+        self._default_key = config.key
+        self._value_fields = config.value_fields
+        org = config.organization_id
+        self._org_callable: Callable[[], object] | None = org if callable(org) else None
+        self._org: str | None = org if isinstance(org, str) else None
+
+    def wants(self, record: logging.LogRecord) -> bool:
+        """Whether the record's unformatted message is one of the configured events."""
+        events = self._events
+        if events is None:
+            return True
+        msg = record.msg
+        return isinstance(msg, str) and msg in events
+
+    def extract(self, fields: Mapping[str, Any], created: float) -> Pending | str:
+        """Return the pending event from a record's ``__dict__``, or a skip reason."""
+        values = fields.get("values")
+        if isinstance(values, dict):
+            if self._value_fields is None:
+                values = values.copy()
+            else:
+                values = {k: v for k, v in values.items() if k in self._value_fields}
+        elif self._value_fields is None:
+            values = {k: v for k, v in fields.items() if k not in _NOT_VALUES}
+        else:
+            values = {k: fields[k] for k in self._value_fields if k in fields}
+            for name in ENVELOPE_FIELDS.intersection(values):
+                del values[name]
+        org = fields.get("organization_id")
+        if org is None or org == "":
+            org = self._default_org()
+            if org is None:
+                return MISSING_ORG
+        if org.__class__ is not str:
+            org = str(org)
+        key = fields.get("key", self._default_key)
+        if key is None or key == "":
+            return MISSING_KEY
+        if key.__class__ is not str:
+            key = str(key)
+        return (org, key, fields.get("timestamp"), created, values, fields.get("idempotency_key"))
+
+    def _default_org(self) -> str | None:
+        if self._org is not None:
+            return self._org
+        if self._org_callable is not None:
+            # A failing resolver must not fail the logging call: treat it as "no default".
+            try:
+                value = self._org_callable()
+            except Exception:
+                value = None
+            if value is not None and value != "":
+                return value if isinstance(value, str) else str(value)
+        return organization_id_var.get() or None

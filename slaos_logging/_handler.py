@@ -1,0 +1,194 @@
+"""``SlaOSHandler``: the ``logging.Handler`` users put in their logging config."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable
+from threading import get_ident
+
+from ._batch import SENDER_THREADS
+from ._config import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_FLUSH_INTERVAL,
+    DEFAULT_MAX_BATCH_BYTES,
+    DEFAULT_MAX_QUEUE_SIZE,
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_SHUTDOWN_TIMEOUT,
+    DEFAULT_SPOOL_MAX_BYTES,
+    DEFAULT_TIMEOUT,
+    OrganizationSource,
+    build_config,
+)
+from ._extract import REASONS, Extractor
+from ._pipeline import Pipeline
+
+_OWN_LOGGER = "slaos_logging"
+
+
+class SlaOSHandler(logging.Handler):
+    """Turns log records into slaOS events and ships them in batches from a background thread.
+
+    ``emit()`` only filters, extracts and enqueues (never blocks, never raises); one
+    daemon thread per process batches, retries and posts. Every argument is optional
+    and keyword-only, so the handler can be built by ``logging.config.dictConfig``.
+
+    Args:
+        ingestion_id: slaOS ingestion id. Default: env ``SLAOS_INGESTION_ID``; required.
+        ingestion_key: slaOS ingestion key (a secret: never logged or shown). Default:
+            env ``SLAOS_INGESTION_KEY``; required.
+        host: ``api.rated.co``-style host (https) or a base URL. Default: env
+            ``SLAOS_HOST``, else ``api.rated.co``.
+        allow_insecure_http: Allow ``http://`` to a non-loopback host. Default ``False``.
+        key: Event key for records that carry none. Default: env ``SLAOS_KEY``, else none.
+        events: Record messages (``record.msg``) to ship. Default ``None``: every record
+            that yields a complete event.
+        organization_id: Organization for records that carry none: a string or a
+            zero-argument callable. Default ``None``: ``slaos_logging.organization_id_var``.
+        value_fields: Only these extra fields go into ``values``. Default ``None``: all.
+        batch_size: Events per request at most. Default 500.
+        max_batch_bytes: JSON bytes per request at most. Default 1,000,000.
+        flush_interval: Seconds a batch may wait for more events. Default 1.0.
+        max_queue_size: Events held in memory at most; beyond, new events are dropped
+            (or spooled). Default 10,000.
+        max_retries: Retries of a failing batch before it is given up. Default 5.
+        timeout: Seconds per HTTP request (connect and read). Default 10.0.
+        shutdown_timeout: Seconds ``close()`` may spend delivering. Default 5.0.
+        verify: TLS verification: ``True``, ``False`` or a CA bundle path. Default ``True``.
+        backoff_base: First retry's backoff window in seconds. Default 0.5.
+        backoff_cap: Largest backoff window in seconds. Default 30.0.
+        spool_dir: Folder of an on-disk spool that keeps events through outages and
+            restarts. Default: env ``SLAOS_SPOOL_DIR``, else none (memory only).
+        spool_max_bytes: Bound of the spool's stored events. Default 256 MiB.
+        level: Handler level. Default ``logging.NOTSET``.
+
+    Raises:
+        ValueError: A missing credential or an invalid setting (the message names it).
+    """
+
+    def __init__(
+        self,
+        *,
+        ingestion_id: str | None = None,
+        ingestion_key: str | None = None,
+        host: str | None = None,
+        allow_insecure_http: bool = False,
+        key: str | None = None,
+        events: Iterable[str] | str | None = None,
+        organization_id: OrganizationSource = None,
+        value_fields: Iterable[str] | str | None = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        max_batch_bytes: int = DEFAULT_MAX_BATCH_BYTES,
+        flush_interval: float = DEFAULT_FLUSH_INTERVAL,
+        max_queue_size: int = DEFAULT_MAX_QUEUE_SIZE,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        timeout: float = DEFAULT_TIMEOUT,
+        shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT,
+        verify: bool | str = True,
+        backoff_base: float = 0.5,
+        backoff_cap: float = 30.0,
+        spool_dir: str | os.PathLike[str] | None = None,
+        spool_max_bytes: int = DEFAULT_SPOOL_MAX_BYTES,
+        level: int | str = logging.NOTSET,
+    ) -> None:
+        config = build_config(
+            ingestion_id=ingestion_id,
+            ingestion_key=ingestion_key,
+            host=host,
+            allow_insecure_http=allow_insecure_http,
+            key=key,
+            events=events,
+            organization_id=organization_id,
+            value_fields=value_fields,
+            batch_size=batch_size,
+            max_batch_bytes=max_batch_bytes,
+            flush_interval=flush_interval,
+            max_queue_size=max_queue_size,
+            max_retries=max_retries,
+            timeout=timeout,
+            shutdown_timeout=shutdown_timeout,
+            verify=verify,
+            backoff_base=backoff_base,
+            backoff_cap=backoff_cap,
+            spool_dir=spool_dir,
+            spool_max_bytes=spool_max_bytes,
+        )
+        super().__init__(level)
+        self._config = config
+        self._extractor = Extractor(config)
+        self._pipeline = Pipeline(config)
+
+    def handle(self, record: logging.LogRecord) -> bool:  # type: ignore[override]
+        """Filter and emit without taking the handler lock: ``emit`` is thread-safe."""
+        if self.filters and not self.filter(record):
+            return False
+        self.emit(record)
+        return True
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Extract the event and enqueue it. Never blocks, never raises."""
+        try:
+            if not self._extractor.wants(record):
+                next(self._pipeline.stats.skipped)
+                return
+            if record.name.startswith(_OWN_LOGGER) or get_ident() in SENDER_THREADS:
+                return  # our own diagnostics, or urllib3 talking on our sender thread
+            pending = self._extractor.extract(record.__dict__, record.created)
+            if type(pending) is str:
+                next(self._pipeline.stats.skipped)
+                self._pipeline.reporter.once(pending, logging.WARNING, REASONS[pending], record.msg)
+                return
+            self._pipeline.put(pending)  # type: ignore[arg-type]
+        except Exception as exc:  # nothing may raise into the logging call
+            self._report_error(exc)
+
+    def _report_error(self, exc: Exception) -> None:
+        try:
+            next(self._pipeline.stats.skipped)
+            self._pipeline.reporter.every(
+                "emit_error",
+                logging.ERROR,
+                "slaos_logging could not take a record (%s: %s): skipped",
+                type(exc).__name__,
+                exc,
+            )
+        except Exception:
+            pass
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        """Never print a traceback to stderr: errors are counted and reported instead."""
+
+    def flush(self, timeout: float | None = None) -> bool:  # type: ignore[override]
+        """Block until every event enqueued before this call is answered or given up.
+
+        Args:
+            timeout: Seconds to wait at most; ``None`` waits until done.
+
+        Returns:
+            ``False`` if the timeout ran out first.
+        """
+        try:
+            return self._pipeline.flush(timeout)
+        except Exception as exc:
+            self._report_error(exc)
+            return False
+
+    def close(self) -> None:
+        """Stop taking records, deliver what is queued within ``shutdown_timeout``. Idempotent."""
+        try:
+            self._pipeline.close()
+        except Exception as exc:
+            self._report_error(exc)
+        finally:
+            super().close()
+
+    def stats(self) -> dict[str, int]:
+        """Counters of this process's events; see the README's "Delivery guarantees"."""
+        return self._pipeline.snapshot()
+
+    def __repr__(self) -> str:
+        level = logging.getLevelName(self.level)
+        return (
+            f"<{type(self).__name__} {self._config.masked_endpoint} "
+            f"key={self._config.key!r} ({level})>"
+        )

@@ -1,0 +1,252 @@
+"""One process's queue, sender thread and HTTP session, and their lifecycle.
+
+Started lazily by the first event; rebuilt in a forked child (the parent's pending
+events stay the parent's); closed by ``close()``, at interpreter exit, or by
+multiprocessing's finalizers in a child that leaves through ``os._exit``.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import queue
+import secrets
+import sys
+import threading
+import time
+import weakref
+from typing import Any
+
+from ._batch import BatchSender, FlushMarker
+from ._config import Config
+from ._deliver import Deliverer, Event
+from ._diagnostics import Reporter, protect_secret
+from ._encode import make_encoder
+from ._extract import Pending
+from ._retry import RetryPolicy
+from ._stats import Stats
+from ._transport import Transport
+
+_LIVE: weakref.WeakSet[Pipeline] = weakref.WeakSet()
+
+
+def _new_prefix() -> str:
+    # 72 random bits per process (and per fork), URL-safe: with the per-event counter
+    # appended in hex, keys stay short on the wire and never collide across processes.
+    return secrets.token_urlsafe(9) + "-"
+
+
+class Pipeline:
+    """Queue -> sender thread -> slaOS, for one handler or worker."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.reporter = Reporter((config.ingestion_key,))
+        self._policy = RetryPolicy(config.max_retries, config.backoff_base, config.backoff_cap)
+        self._encode = make_encoder()
+        self._closed = False
+        self._process_state()
+        _LIVE.add(self)
+        protect_secret(self, config.ingestion_key)
+
+    def _process_state(self) -> None:
+        """Everything that belongs to one process (rebuilt after fork)."""
+        config = self.config
+        self._pid = os.getpid()
+        self._lock = threading.Lock()
+        self.stats = Stats()
+        self.queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self.started = False
+        self._no_thread = False
+        self.transport = Transport(
+            config.endpoint,
+            timeout=config.timeout,
+            verify=config.verify,
+            secret=config.ingestion_key,
+        )
+        self.deliverer = Deliverer(
+            self.transport,
+            self._policy,
+            self.stats,
+            self.reporter,
+            self._encode,
+            config.max_batch_bytes,
+        )
+        self.sender = BatchSender(
+            self.queue, config, self.deliverer, self.stats, self.reporter, _new_prefix()
+        )
+
+    # -- application side -------------------------------------------------------------
+
+    def put(self, pending: Pending) -> None:
+        """Enqueue a pending event without blocking; count it if it has to be dropped."""
+        if self._closed:
+            next(self.stats.dropped_closed)
+            self.reporter.every("closed", logging.WARNING, "event logged after close(): dropped")
+            return
+        q = self.queue
+        if q.qsize() >= self.config.max_queue_size:
+            next(self.stats.dropped_queue_full)
+            self.reporter.every(
+                "queue_full",
+                logging.WARNING,
+                "slaOS queue full (%d events): dropping new events; the server is slow or "
+                "unreachable, or max_queue_size is too small",
+                self.config.max_queue_size,
+            )
+            return
+        q.put((*pending, next(self.stats.enqueued)))
+        if not self.started:
+            self._start()
+
+    def _start(self) -> None:
+        with self._lock:
+            if self.started or self._no_thread:
+                return
+            if os.getpid() != self._pid:  # forked without our hook (e.g. a raw os.fork in C)
+                self._after_fork_locked()
+            try:
+                self.sender.start()
+            except RuntimeError:
+                # Python 3.12+ refuses new threads during interpreter shutdown. The events
+                # stay queued and close() delivers them on its own thread.
+                self._no_thread = True
+                return
+            self.started = True
+        _register_multiprocessing_finalizer(self)
+
+    # -- control ----------------------------------------------------------------------
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every event enqueued before the call is settled."""
+        if os.getpid() != self._pid:
+            self.after_fork()
+        if not self._sender_alive():
+            if self.queue.empty() and not self.sender.has_open_batch():
+                return True
+            return self._drain_here(timeout)
+        marker = FlushMarker()
+        self.queue.put(marker)
+        return marker.done.wait(timeout)
+
+    def _sender_alive(self) -> bool:
+        thread = self.sender.thread
+        return self.started and thread is not None and thread.is_alive()
+
+    def _drain_here(self, timeout: float | None) -> bool:
+        # No sender thread (none could be started at shutdown): deliver on this thread.
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._lock:
+            while deadline is None or time.monotonic() < deadline:
+                try:
+                    item = self.queue.get_nowait()
+                except queue.Empty:
+                    break
+                self.sender.handle(item)
+            self.sender.send_batch()
+        return self.queue.empty()
+
+    def close(self) -> None:
+        """Deliver what is queued within ``shutdown_timeout``, then stop. Idempotent."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        if os.getpid() != self._pid:
+            self.after_fork()
+        timeout = self.config.shutdown_timeout
+        deadline = time.monotonic() + timeout
+        self.deliverer.begin_closing(deadline)
+        if self._sender_alive():
+            self.queue.put(FlushMarker())
+            self.sender.enqueue_sentinel()
+            thread = self.sender.thread
+            assert thread is not None
+            thread.join(max(0.0, deadline - time.monotonic()))
+            if thread.is_alive():
+                self._abandon()
+                return
+        else:
+            self._drain_here(max(0.0, deadline - time.monotonic()))
+            if not self.queue.empty():
+                self._abandon()
+        self.transport.close()
+
+    def _abandon(self) -> None:
+        """shutdown_timeout ran out: account for everything not delivered."""
+        events: list[Event] = self.deliverer.abandon()
+        events.extend(self.sender.take_open_batch())
+        lost = len(events)
+        while True:
+            try:
+                item = self.queue.get_nowait()
+            except queue.Empty:
+                break
+            if type(item) is tuple:
+                lost += 1
+        if lost:
+            self.stats.dropped_shutdown += lost
+            self.reporter.every(
+                "shutdown",
+                logging.ERROR,
+                "%d slaOS events were not delivered before shutdown_timeout (%.1fs) ran out",
+                lost,
+                self.config.shutdown_timeout,
+            )
+
+    def snapshot(self) -> dict[str, int]:
+        """The counters, with the queue's current depth."""
+        depth = self.queue.qsize()
+        return self.stats.snapshot(queue_depth=depth, spool_depth=0)
+
+    # -- fork -------------------------------------------------------------------------
+
+    def after_fork(self) -> None:
+        """In a forked child: start over with an empty queue, a new thread and session."""
+        self._after_fork_locked()
+
+    def _after_fork_locked(self) -> None:
+        # Nothing of the parent's is closed: its sockets and thread are the parent's.
+        self._process_state()
+
+
+def _after_fork_in_child() -> None:
+    for pipeline in list(_LIVE):
+        try:
+            pipeline.after_fork()
+        except Exception:  # a fork must never fail because of us
+            pass
+
+
+def _close_all_at_exit() -> None:
+    for pipeline in list(_LIVE):
+        try:
+            pipeline.close()
+        except Exception:  # exit must go on
+            pass
+
+
+def _register_multiprocessing_finalizer(pipeline: Pipeline) -> None:
+    # A multiprocessing child started by fork leaves through os._exit: atexit never runs
+    # there, multiprocessing's own finalizers do.
+    mp = sys.modules.get("multiprocessing")
+    if mp is None or mp.parent_process() is None:
+        return
+    from multiprocessing import util
+
+    ref = weakref.ref(pipeline)
+    util.Finalize(pipeline, _close_ref, args=(ref,), exitpriority=10)
+
+
+def _close_ref(ref: weakref.ref[Pipeline]) -> None:
+    pipeline = ref()
+    if pipeline is not None:
+        pipeline.close()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+# Registered after logging's own atexit hook, so it runs first: by the time
+# logging.shutdown() calls flush() (with no timeout), our handlers are already closed
+# within their shutdown_timeout.
+atexit.register(_close_all_at_exit)

@@ -1,0 +1,422 @@
+"""Durable on-disk spool for events that could not be sent (issue 4).
+
+One SQLite file per spool directory, shared by every process that points at it (for
+example gunicorn workers). Rows are claimed with a lease before they are sent, acked
+(deleted) once delivered, or released back in their original order. A row whose owner
+died (same host, pid gone) or whose lease ran out can be claimed by anyone, so events
+left by a SIGKILLed worker are picked up by the next claim.
+
+``max_bytes`` bounds the stored payload bytes, not the file: SQLite reuses freed pages,
+so the file stays near its high-water mark (plus the WAL) until the spool drains, when
+free pages are handed back to the filesystem.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import socket
+import sqlite3
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+
+logger = logging.getLogger("slaos_logging")
+
+FILENAME = "slaos-spool.sqlite"
+_SCHEMA_VERSION = 1
+_ERROR_INTERVAL = 10.0
+_FREE_PAGES_TO_VACUUM = 1024
+# Connections abandoned in a forked child are kept alive: closing them there could
+# disturb the parent's locks on the same file, and SQLite forbids using them.
+_INHERITED: list[sqlite3.Connection] = []
+
+_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        payload BLOB NOT NULL,
+        size INTEGER NOT NULL,
+        owner TEXT,
+        lease REAL)""",
+    "CREATE INDEX IF NOT EXISTS events_claimed ON events (owner, lease) WHERE owner IS NOT NULL",
+    """CREATE TABLE IF NOT EXISTS totals (
+        id INTEGER PRIMARY KEY CHECK (id = 0),
+        rows INTEGER NOT NULL,
+        bytes INTEGER NOT NULL)""",
+    # Triggers keep the totals exact whichever process inserts or deletes, so the size
+    # bound and depth() never need a scan.
+    """CREATE TRIGGER IF NOT EXISTS events_ins AFTER INSERT ON events BEGIN
+        UPDATE totals SET rows = rows + 1, bytes = bytes + new.size WHERE id = 0; END""",
+    """CREATE TRIGGER IF NOT EXISTS events_del AFTER DELETE ON events BEGIN
+        UPDATE totals SET rows = rows - 1, bytes = bytes - old.size WHERE id = 0; END""",
+)
+
+
+_SPOOLS: weakref.WeakSet[Spool] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    # Automatic, so a fork the caller did not notice cannot reuse the parent's
+    # connection or deadlock on a lock some parent thread held at fork time.
+    for spool in list(_SPOOLS):
+        spool.reopen_after_fork()
+
+
+class SpoolError(Exception):
+    """A spool failure; only used internally, the public methods never raise."""
+
+
+def _host_id() -> str:
+    """Identify the pid namespace, so pids are only compared where they mean the same."""
+    try:
+        namespace = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        namespace = ""
+    return f"{socket.gethostname()}{namespace}".replace("@", "_").replace("#", "_")
+
+
+def _is_corrupt(exc: BaseException) -> bool:
+    if not isinstance(exc, sqlite3.DatabaseError) or isinstance(exc, sqlite3.OperationalError):
+        return False
+    text = str(exc).lower()
+    return "not a database" in text or "malformed" in text
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # e.g. EPERM: it exists, owned by another user
+    return True
+
+
+class Spool:
+    """A multi-process, size-bounded FIFO of event payloads stored in SQLite.
+
+    Used from one sender thread per process (``put`` may also come from another
+    thread, so every call takes a lock). No method raises: failures are reported through
+    ``on_error`` (at most once per 10 s per distinct message) and return an empty result.
+
+    Args:
+        directory: Spool directory, created if missing; the file is ``slaos-spool.sqlite``.
+        max_bytes: Upper bound on stored payload bytes; the oldest unclaimed rows go first.
+        lease_seconds: How long a claim protects rows from other processes.
+        on_error: Receives one-line diagnostics; defaults to the ``slaos_logging`` logger.
+    """
+
+    def __init__(
+        self,
+        directory: str | os.PathLike[str],
+        *,
+        max_bytes: int = 256 * 1024 * 1024,
+        lease_seconds: float = 60.0,
+        on_error: Callable[[str], None] | None = None,
+    ) -> None:
+        self.directory = os.fspath(directory)
+        self.path = os.path.join(self.directory, FILENAME)
+        self.max_bytes = max_bytes
+        self.lease_seconds = lease_seconds
+        self._on_error = on_error
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+        self._inode: int | None = None
+        self._pid = os.getpid()
+        self._host = _host_id()
+        self._owner = self._new_owner()
+        self._dropped = 0
+        self._last_error: dict[str, float] = {}
+        self.available = False
+        _SPOOLS.add(self)
+        try:
+            os.makedirs(self.directory, exist_ok=True)
+            self._conn = self._connect()
+            self.available = True
+        except Exception as exc:  # the spool is optional, never fatal
+            self._report(
+                f"slaos_logging: cannot use the spool at {self.path} ({exc}); events that "
+                "cannot be sent will be dropped instead of spooled. Point spool_dir at a "
+                "writable directory on a local disk with free space."
+            )
+
+    @property
+    def dropped(self) -> int:
+        """Events this instance discarded to keep the spool within ``max_bytes``."""
+        return self._dropped
+
+    def put(self, events: Sequence[bytes]) -> int:
+        """Append events (compact JSON bytes) in order; return how many were stored."""
+        if not events or not self.available:
+            return 0
+        try:
+            with self._transaction() as conn:
+                conn.executemany(
+                    "INSERT INTO events (payload, size) VALUES (?, ?)",
+                    ((bytes(e), len(e)) for e in events),
+                )
+                self._dropped += self._enforce_bound(conn)
+            return len(events)
+        except Exception as exc:
+            self._failed(f"could not write {len(events)} events to", exc)
+            return 0
+
+    def claim(self, limit: int, max_bytes: int) -> list[tuple[int, bytes]]:
+        """Lease the oldest claimable rows: at most ``limit`` and ``max_bytes``, at least one."""
+        if limit <= 0 or not self.available:
+            return []
+        try:
+            with self._transaction() as conn:
+                now = time.time()
+                self._free_dead_owners(conn, now)
+                cursor = conn.execute(
+                    "SELECT id, payload FROM events WHERE owner IS NULL OR lease < ?"
+                    " ORDER BY id LIMIT ?",
+                    (now, limit),
+                )
+                rows: list[tuple[int, bytes]] = []
+                total = 0
+                for row_id, payload in cursor:
+                    total += len(payload)
+                    if rows and total > max_bytes:
+                        break
+                    rows.append((row_id, bytes(payload)))
+                cursor.close()
+                conn.executemany(
+                    "UPDATE events SET owner = ?, lease = ? WHERE id = ?",
+                    ((self._owner, now + self.lease_seconds, r[0]) for r in rows),
+                )
+            return rows
+        except Exception as exc:
+            self._failed("could not read events from", exc)
+            return []
+
+    def ack(self, ids: Iterable[int]) -> None:
+        """Delete rows that were delivered (or rejected as invalid by the server)."""
+        keys = [(i,) for i in ids]
+        if not keys or not self.available:
+            return
+        try:
+            with self._transaction() as conn:
+                conn.executemany("DELETE FROM events WHERE id = ?", keys)
+            self._maybe_shrink()
+        except Exception as exc:
+            self._failed("could not delete sent events from", exc)
+
+    def release(self, ids: Iterable[int]) -> None:
+        """Give rows this instance claimed back; they keep their place at the front."""
+        keys = [(self._owner, i) for i in ids]
+        if not keys or not self.available:
+            return
+        try:
+            with self._transaction() as conn:
+                conn.executemany(
+                    "UPDATE events SET owner = NULL, lease = NULL WHERE owner = ? AND id = ?",
+                    keys,
+                )
+        except Exception as exc:
+            self._failed("could not release events in", exc)
+
+    def depth(self) -> int:
+        """Rows stored, claimed or not."""
+        if not self.available:
+            return 0
+        try:
+            with self._locked() as conn:
+                row = conn.execute("SELECT rows FROM totals WHERE id = 0").fetchone()
+            return int(row[0]) if row else 0
+        except Exception as exc:
+            self._failed("could not count events in", exc)
+            return 0
+
+    def reopen_after_fork(self) -> None:
+        """In a forked child: forget the parent's connection and become a new owner."""
+        self._lock = threading.Lock()  # the parent's may have been held at fork time
+        if self._conn is not None:
+            _INHERITED.append(self._conn)
+        self._conn = None
+        self._pid = os.getpid()
+        self._owner = self._new_owner()
+
+    def close(self) -> None:
+        """Release this instance's claims and close the connection; idempotent."""
+        with self._lock:
+            conn, self._conn = self._conn, None
+            self.available = False
+            if conn is None or self._pid != os.getpid():
+                return
+            # Anything still claimed was never acked: hand it to the next sender at once
+            # instead of leaving it hidden behind a lease held by this (live) process.
+            with suppress(Exception):
+                conn.execute(
+                    "UPDATE events SET owner = NULL, lease = NULL WHERE owner = ?", (self._owner,)
+                )
+            with suppress(Exception):
+                conn.close()
+
+    # -- internals ---------------------------------------------------------------------
+
+    def _new_owner(self) -> str:
+        # Parsed back by _free_dead_owners: "<pid>@<host>#<random>".
+        return f"{os.getpid()}@{self._host}#{secrets.token_hex(6)}"
+
+    def _connect(self) -> sqlite3.Connection:
+        """Open (and if needed create) the file; move a corrupt file aside once."""
+        try:
+            return self._open()
+        except sqlite3.DatabaseError as exc:
+            if not _is_corrupt(exc):
+                raise
+            self._move_aside(exc)
+            return self._open()
+
+    def _open(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self.path, timeout=5.0, isolation_level=None, check_same_thread=False
+        )
+        try:
+            conn.execute("PRAGMA busy_timeout = 5000")
+            conn.execute("PRAGMA auto_vacuum = INCREMENTAL")  # only takes on a new file
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute("PRAGMA journal_size_limit = 8388608")  # trim the WAL after big acks
+            conn.execute("BEGIN IMMEDIATE")
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version not in (0, _SCHEMA_VERSION):
+                raise SpoolError(f"spool schema version {version} is not supported")
+            for statement in _SCHEMA:
+                conn.execute(statement)
+            if conn.execute("SELECT 1 FROM totals").fetchone() is None:
+                conn.execute(
+                    "INSERT INTO totals (id, rows, bytes)"
+                    " SELECT 0, COUNT(*), COALESCE(SUM(size), 0) FROM events"
+                )
+            conn.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
+            conn.execute("COMMIT")
+            self._inode = os.stat(self.path).st_ino
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _move_aside(self, exc: BaseException) -> None:
+        try:
+            if self._inode is not None and os.stat(self.path).st_ino != self._inode:
+                return  # another process already replaced the corrupt file
+        except FileNotFoundError:
+            return
+        target = f"{self.path}.corrupt-{int(time.time())}"
+        for suffix in ("", "-wal", "-shm"):
+            if os.path.exists(self.path + suffix):
+                os.replace(self.path + suffix, target + suffix)
+        self._report(
+            f"slaos_logging: the spool file {self.path} is unreadable ({exc}); it was moved "
+            f"to {target} and a new spool was started. Events in the old file were not sent."
+        )
+
+    @contextmanager
+    def _locked(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            if self._conn is None or self._pid != os.getpid():
+                if self._conn is not None:  # forked without reopen_after_fork()
+                    _INHERITED.append(self._conn)
+                    self._conn = None
+                    self._pid = os.getpid()
+                    self._owner = self._new_owner()
+                self._conn = self._connect()
+            yield self._conn
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        # BEGIN IMMEDIATE takes the write lock up front, so two processes can never read
+        # the same claimable rows and both mark them as theirs.
+        with self._locked() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    def _free_dead_owners(self, conn: sqlite3.Connection, now: float) -> None:
+        owners = conn.execute(
+            "SELECT DISTINCT owner FROM events WHERE owner IS NOT NULL AND owner != ?"
+            " AND lease >= ?",
+            (self._owner, now),
+        ).fetchall()
+        dead = []
+        for (owner,) in owners:
+            pid, _, rest = str(owner).partition("@")
+            host = rest.rpartition("#")[0]
+            if host == self._host and pid.isdigit() and not _pid_alive(int(pid)):
+                dead.append((owner,))
+        conn.executemany("UPDATE events SET owner = NULL, lease = NULL WHERE owner = ?", dead)
+
+    def _enforce_bound(self, conn: sqlite3.Connection) -> int:
+        """Delete the oldest unclaimed rows until the payload total fits; return how many."""
+        excess = conn.execute("SELECT bytes FROM totals WHERE id = 0").fetchone()[0]
+        excess -= self.max_bytes
+        if excess <= 0:
+            return 0
+        cursor = conn.execute(
+            "SELECT id, size FROM events WHERE owner IS NULL OR lease < ? ORDER BY id",
+            (time.time(),),
+        )
+        doomed: list[tuple[int]] = []
+        for row_id, size in cursor:
+            doomed.append((row_id,))
+            excess -= size
+            if excess <= 0:
+                break
+        cursor.close()
+        conn.executemany("DELETE FROM events WHERE id = ?", doomed)
+        return len(doomed)
+
+    def _maybe_shrink(self) -> None:
+        """Once the spool is empty, hand its free pages back to the filesystem."""
+        with self._locked() as conn:
+            if conn.execute("SELECT rows FROM totals WHERE id = 0").fetchone()[0]:
+                return
+            if conn.execute("PRAGMA freelist_count").fetchone()[0] >= _FREE_PAGES_TO_VACUUM:
+                # executescript steps the pragma to completion; execute() frees one page.
+                conn.executescript("PRAGMA incremental_vacuum;")
+
+    def _failed(self, action: str, exc: BaseException) -> None:
+        if _is_corrupt(exc):
+            with self._lock:
+                if self._conn is not None and self._pid == os.getpid():
+                    self._conn.close()
+                self._conn = None  # the next call reconnects and starts a fresh file
+                try:
+                    self._move_aside(exc)
+                except OSError as move_exc:
+                    exc = move_exc
+                else:
+                    return
+        self._report(
+            f"slaos_logging: {action} the spool at {self.path} ({exc}); check free disk "
+            "space and permissions, or lower spool_max_bytes."
+        )
+
+    def _report(self, message: str) -> None:
+        now = time.monotonic()
+        last = self._last_error.get(message)
+        if last is not None and now - last < _ERROR_INTERVAL:
+            return
+        self._last_error[message] = now
+        try:
+            if self._on_error is not None:
+                self._on_error(message)
+            else:
+                logger.error("%s", message)
+        except Exception:  # a diagnostic must never break the caller
+            pass
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -1,0 +1,77 @@
+"""One HTTP POST of one encoded batch: ``send(body) -> SendResult``, which never raises."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import requests
+
+from ._diagnostics import redact
+from ._retry import parse_retry_after
+from ._version import __version__
+
+USER_AGENT = f"slaos-logging/{__version__}"
+_BODY_EXCERPT = 500
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """The outcome of one request.
+
+    Attributes:
+        status: The HTTP status, or ``None`` when no answer came (connection error, timeout).
+        retry_after: Seconds the server asked us to wait, if it said.
+        detail: The error text or the start of the response body, key redacted.
+    """
+
+    status: int | None
+    retry_after: float | None = None
+    detail: str = ""
+
+
+class Transport:
+    """Posts JSON bodies to one ingestion URL over a keep-alive ``requests.Session``."""
+
+    def __init__(self, url: str, *, timeout: float, verify: bool | str, secret: str) -> None:
+        self._url = url
+        self._timeout = timeout
+        self._verify = verify
+        self._secret = secret
+        self._session = self._new_session()
+
+    def _new_session(self) -> requests.Session:
+        session = requests.Session()
+        session.headers.update({"Content-Type": "application/json", "User-Agent": USER_AGENT})
+        # Ambient proxy settings from the environment still apply (trust_env); only
+        # netrc-style auth is pointless here, the key is in the path.
+        session.verify = self._verify
+        return session
+
+    def send(self, body: bytes) -> SendResult:
+        """POST ``body``; return what happened. Never raises."""
+        try:
+            response = self._session.post(self._url, data=body, timeout=self._timeout)
+        except requests.RequestException as exc:
+            return SendResult(None, None, self._clean(f"{type(exc).__name__}: {exc}"))
+        except Exception as exc:  # anything else is a bug we must survive
+            return SendResult(None, None, self._clean(f"{type(exc).__name__}: {exc}"))
+        try:
+            status = response.status_code
+            retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            detail = "" if status < 300 else self._clean(response.text[:_BODY_EXCERPT])
+        except Exception as exc:  # a garbled response is still an answer
+            return SendResult(response.status_code, None, self._clean(str(exc)))
+        finally:
+            response.close()
+        return SendResult(status, retry_after, detail)
+
+    def _clean(self, text: str) -> str:
+        # requests' exception texts contain the full URL, key included.
+        return redact(text, (self._secret,))
+
+    def close(self) -> None:
+        """Close the session's pooled connections."""
+        try:
+            self._session.close()
+        except Exception:  # closing must not fail shutdown
+            pass
