@@ -58,6 +58,8 @@ class BatchSender(QueueListener):
     ) -> None:
         super().__init__(q)
         self._q = q  # typed view of self.queue
+        #: Set by producers when a full batch is queued, and by flush() and close().
+        self.wake = threading.Event()
         self._config = config
         self._deliverer = deliverer
         self._stats = stats
@@ -94,19 +96,31 @@ class BatchSender(QueueListener):
         return self._thread
 
     def dequeue(self, block: bool) -> Any:
-        """Block for the next item, at most until the open batch or idle work is due."""
+        """Return the next item; block only as long as nothing is due.
+
+        With no batch open (and no idle work pending) this blocks on the queue with no
+        timeout. With a batch open it takes what is already queued without blocking,
+        then sleeps on ``wake`` until the batch is due: producers set ``wake`` only
+        once a full batch is waiting, so a burst does not cost a thread hand-off per
+        event.
+        """
         wake_at = self._due_at if self._batch else None
         if self._idle_at is not None and (wake_at is None or self._idle_at < wake_at):
             wake_at = self._idle_at
         if wake_at is None:
             return self._q.get()
-        remaining = wake_at - time.monotonic()
         try:
-            if remaining <= 0:
-                return self._q.get_nowait()
-            return self._q.get(timeout=remaining)
+            return self._q.get_nowait()
         except queue.Empty:
-            return _DUE
+            pass
+        remaining = wake_at - time.monotonic()
+        if remaining > 0:
+            self.wake.clear()
+            # Re-check after clear(): an event put in between would otherwise wait
+            # for the timeout.
+            if self._q.empty():
+                self.wake.wait(remaining)
+        return _DUE
 
     def handle(self, record: Any) -> None:
         """Take one queue item: a pending event, a flush marker, or the due signal."""
@@ -130,7 +144,7 @@ class BatchSender(QueueListener):
                 record.done.set()
 
     def _add(self, item: tuple[Any, ...]) -> None:
-        org, key, raw_ts, created, values, idem, seq = item
+        (org, key, raw_ts, created, values, idem), seq = item
         if raw_ts is None:
             stamp = self._timestamps.created(created)
         else:
@@ -169,6 +183,8 @@ class BatchSender(QueueListener):
             self.send_batch()
 
     def _tick(self) -> None:
+        # Reached when the queue is drained: the batch is sent if due, else the
+        # next dequeue() goes back to sleep until it is (or until woken).
         now = time.monotonic()
         if self._batch and now >= self._due_at:
             self.send_batch()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
+from itertools import islice
 from typing import Any
 
 from pythonjsonlogger.core import RESERVED_ATTRS
@@ -23,6 +24,14 @@ ENVELOPE_FIELDS = frozenset({"organization_id", "key", "timestamp", "idempotency
 # which older versions of that list lack.
 _RECORD_ATTRS = frozenset(RESERVED_ATTRS) | {"taskName"}
 _NOT_VALUES = _RECORD_ATTRS | ENVELOPE_FIELDS
+
+# LogRecord.__init__ sets its attributes first and always in the same order, and
+# makeRecord adds `extra` after them: the extras are the tail of a record's __dict__.
+# Skipping the known head is much cheaper than testing every attribute name.
+_PROBE = list(logging.LogRecord("probe", logging.INFO, "", 0, "", (), None).__dict__)
+_HEAD_LEN = len(_PROBE)
+_HEAD_LAST = _PROBE[-1]
+del _PROBE
 
 #: A pending event: (organization_id, key, raw timestamp or None, created, values,
 #: idempotency_key or None). The sender thread appends nothing; the sequence number
@@ -43,6 +52,19 @@ REASONS = {
         "(pass extra={'key': ...} or set key= on the handler)"
     ),
 }
+
+
+def _extra_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields that are neither standard record attributes nor envelope fields."""
+    tail = islice(fields.items(), _HEAD_LEN - 1, None)
+    last = next(tail, None)
+    if last is not None and last[0] == _HEAD_LAST:
+        values = dict(tail)
+        if _NOT_VALUES.isdisjoint(values):
+            return values
+        return {k: v for k, v in values.items() if k not in _NOT_VALUES}
+    # Not laid out like a LogRecord (a mapping, or a custom record class).
+    return {k: v for k, v in fields.items() if k not in _NOT_VALUES}
 
 
 class Extractor:
@@ -75,7 +97,7 @@ class Extractor:
             else:
                 values = {k: v for k, v in values.items() if k in self._value_fields}
         elif self._value_fields is None:
-            values = {k: v for k, v in fields.items() if k not in _NOT_VALUES}
+            values = _extra_fields(fields)
         else:
             values = {k: fields[k] for k in self._value_fields if k in fields}
             for name in ENVELOPE_FIELDS.intersection(values):

@@ -115,8 +115,11 @@ class SlaOSHandler(logging.Handler):
         )
         super().__init__(level)
         self._config = config
-        self._extractor = Extractor(config)
         self._pipeline = Pipeline(config)
+        # Bound once: emit() is paid on every logging call.
+        self._events = config.events
+        self._extract = Extractor(config).extract
+        self._put = self._pipeline.put
 
     def handle(self, record: logging.LogRecord) -> bool:  # type: ignore[override]
         """Filter and emit without taking the handler lock: ``emit`` is thread-safe."""
@@ -127,20 +130,33 @@ class SlaOSHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         """Extract the event and enqueue it. Never blocks, never raises."""
+        # The hot path of every logging call: attribute look-ups and one queue put,
+        # nothing formatted, nothing copied but the values.
         try:
-            if not self._extractor.wants(record):
-                next(self._pipeline.stats.skipped)
+            events = self._events
+            if events is not None:
+                try:
+                    wanted = record.msg in events
+                except TypeError:  # an unhashable msg is never a configured event
+                    wanted = False
+                if not wanted:
+                    next(self._pipeline.stats.skipped)
+                    return
+            elif record.name.startswith(_OWN_LOGGER) or get_ident() in SENDER_THREADS:
+                # Our own diagnostics, or urllib3 talking on a sender thread. (With
+                # `events` set they never match, so the test is only needed here.)
                 return
-            if record.name.startswith(_OWN_LOGGER) or get_ident() in SENDER_THREADS:
-                return  # our own diagnostics, or urllib3 talking on our sender thread
-            pending = self._extractor.extract(record.__dict__, record.created)
-            if type(pending) is str:
-                next(self._pipeline.stats.skipped)
-                self._pipeline.reporter.once(pending, logging.WARNING, REASONS[pending], record.msg)
+            pending = self._extract(record.__dict__, record.created)
+            if pending.__class__ is str:
+                self._skip(pending, record)  # type: ignore[arg-type]
                 return
-            self._pipeline.put(pending)  # type: ignore[arg-type]
+            self._put(pending)  # type: ignore[arg-type]
         except Exception as exc:  # nothing may raise into the logging call
             self._report_error(exc)
+
+    def _skip(self, reason: str, record: logging.LogRecord) -> None:
+        next(self._pipeline.stats.skipped)
+        self._pipeline.reporter.once(reason, logging.WARNING, REASONS[reason], record.msg)
 
     def _report_error(self, exc: Exception) -> None:
         try:

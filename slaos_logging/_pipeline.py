@@ -56,6 +56,9 @@ class Pipeline:
         self._pid = os.getpid()
         self._lock = threading.Lock()
         self.stats = Stats()
+        self._seq = self.stats.enqueued  # next() numbers an event and counts it
+        self._max_queue = config.max_queue_size
+        self._batch_size = config.batch_size
         self.queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self.started = False
         self._no_thread = False
@@ -86,7 +89,8 @@ class Pipeline:
             self.reporter.every("closed", logging.WARNING, "event logged after close(): dropped")
             return
         q = self.queue
-        if q.qsize() >= self.config.max_queue_size:
+        depth = q.qsize()
+        if depth >= self._max_queue:
             next(self.stats.dropped_queue_full)
             self.reporter.every(
                 "queue_full",
@@ -96,7 +100,11 @@ class Pipeline:
                 self.config.max_queue_size,
             )
             return
-        q.put((*pending, next(self.stats.enqueued)))
+        q.put((pending, next(self._seq)))
+        if depth >= self._batch_size:
+            wake = self.sender.wake
+            if not wake.is_set():
+                wake.set()
         if not self.started:
             self._start()
 
@@ -128,6 +136,7 @@ class Pipeline:
             return self._drain_here(timeout)
         marker = FlushMarker()
         self.queue.put(marker)
+        self.sender.wake.set()
         return marker.done.wait(timeout)
 
     def _sender_alive(self) -> bool:
@@ -161,6 +170,7 @@ class Pipeline:
         if self._sender_alive():
             self.queue.put(FlushMarker())
             self.sender.enqueue_sentinel()
+            self.sender.wake.set()
             thread = self.sender.thread
             assert thread is not None
             thread.join(max(0.0, deadline - time.monotonic()))
