@@ -20,7 +20,7 @@ from typing import Any
 from ._config import Config
 from ._deliver import Deliverer, Event
 from ._diagnostics import Reporter
-from ._encode import NameSanitiser, TimestampFormatter
+from ._encode import EventBuilder
 from ._stats import Stats
 
 #: Idents of every live sender thread: records they log (urllib3's, say) are never shipped.
@@ -64,12 +64,9 @@ class BatchSender(QueueListener):
         self._deliverer = deliverer
         self._stats = stats
         self._reporter = reporter
-        self._prefix = id_prefix
         self._batch: list[Event] = []
         self._due_at = 0.0
-        self._timestamps = TimestampFormatter()
-        self._names = NameSanitiser()
-        self._value_fields = config.value_fields
+        self._builder = EventBuilder(id_prefix, self._bad_timestamp)
         # Called when the queue is idle; returns seconds until it wants to run again
         # (the spool's drain and probe), or None to sleep until an event arrives.
         self._idle_work = idle_work
@@ -104,16 +101,19 @@ class BatchSender(QueueListener):
         once a full batch is waiting, so a burst does not cost a thread hand-off per
         event.
         """
-        wake_at = self._due_at if self._batch else None
-        if self._idle_at is not None and (wake_at is None or self._idle_at < wake_at):
-            wake_at = self._idle_at
-        if wake_at is None:
+        batch_due = self._due_at if self._batch else None
+        idle_at = self._idle_at
+        if batch_due is None and idle_at is None:
             return self._q.get()
+        now = time.monotonic()
+        if batch_due is not None and now >= batch_due:
+            return _DUE  # a due batch goes before more events, even under a steady stream
         try:
-            return self._q.get_nowait()
+            return self._q.get_nowait()  # fresh events before idle work (the spool)
         except queue.Empty:
             pass
-        remaining = wake_at - time.monotonic()
+        wake_at = min(t for t in (batch_due, idle_at) if t is not None)
+        remaining = wake_at - now
         if remaining > 0:
             self.wake.clear()
             # Re-check after clear(): an event put in between would otherwise wait
@@ -144,34 +144,7 @@ class BatchSender(QueueListener):
                 record.done.set()
 
     def _add(self, item: tuple[Any, ...]) -> None:
-        (org, key, raw_ts, created, values, idem), seq = item
-        if raw_ts is None:
-            stamp = self._timestamps.created(created)
-        else:
-            parsed = self._timestamps.parse(raw_ts)
-            if parsed is None:
-                self._stats.bad_timestamps += 1
-                self._reporter.every(
-                    "timestamp",
-                    logging.WARNING,
-                    "unusable timestamp %.60r: used the record's creation time instead",
-                    raw_ts,
-                )
-                parsed = self._timestamps.created(created)
-            stamp = parsed
-        event: Event = {
-            "organization_id": org,
-            "key": key,
-            "timestamp": stamp,
-            "values": self._names(values),
-            "idempotency_key": (
-                f"{self._prefix}{seq:x}"
-                if idem is None
-                else idem
-                if type(idem) is str
-                else str(idem)
-            ),
-        }
+        event = self._builder.build(item)
         batch = self._batch
         if not batch:
             self._due_at = time.monotonic() + self._config.flush_interval
@@ -181,6 +154,15 @@ class BatchSender(QueueListener):
             or len(batch) * self._deliverer.event_bytes >= self._config.max_batch_bytes
         ):
             self.send_batch()
+
+    def _bad_timestamp(self, raw: object) -> None:
+        self._stats.bad_timestamps += 1
+        self._reporter.every(
+            "timestamp",
+            logging.WARNING,
+            "unusable timestamp %.60r: used the record's creation time instead",
+            raw,
+        )
 
     def _tick(self) -> None:
         # Reached when the queue is drained: the batch is sent if due, else the
@@ -193,9 +175,10 @@ class BatchSender(QueueListener):
             self._idle_at = None if delay is None else time.monotonic() + delay
 
     def wake_idle_work(self) -> None:
-        """Ask for the idle work to run at the next opportunity (spool gained events)."""
+        """Ask for the idle work to run at the next opportunity (the spool gained events)."""
         if self._idle_work is not None:
             self._idle_at = 0.0
+            self.wake.set()
 
     def send_batch(self) -> None:
         """Deliver the open batch now."""

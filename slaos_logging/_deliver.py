@@ -6,6 +6,7 @@ counter (``sent``, ``invalid``, ``failed``, ``dropped_shutdown``) or in the spoo
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -17,7 +18,8 @@ from ._retry import RetryPolicy, Verdict, classify
 from ._stats import Stats
 from ._transport import SendResult
 
-Event = dict[str, Any]
+#: A JSON-ready event dict, or one already encoded (read back from the spool).
+Event = dict[str, Any] | bytes
 
 
 class _Sender(Protocol):
@@ -63,11 +65,22 @@ class Deliverer:
         self._lock = threading.Lock()
         self._inflight: list[Event] | None = None
         self._abandoned = False
+        #: Set while the spool holds events the server did not take: fresh batches then
+        #: get one attempt and go to the spool, behind the older ones, instead of
+        #: holding the sender in backoff.
+        self.skip_retries = False
         #: Mean encoded size of an event in the last batch, for closing batches by bytes.
         self.event_bytes = 200
 
-    def deliver(self, events: list[Event]) -> None:
-        """Send ``events`` (oldest first), splitting and retrying as the answers require."""
+    def deliver(
+        self, events: list[Event], spill: Callable[[list[Event]], int] | None = None
+    ) -> None:
+        """Send ``events`` (oldest first), splitting and retrying as the answers require.
+
+        Args:
+            events: The batch.
+            spill: Overrides ``self.spill`` for this batch.
+        """
         with self._lock:
             if self._abandoned:
                 return
@@ -76,14 +89,14 @@ class Deliverer:
             pending = [events]
             while pending:
                 chunk = pending.pop()
-                body = self._encode(chunk)
+                body = self._body(chunk)
                 if len(chunk) > 1 and len(body) > self._max_bytes:
                     pending.extend(_halves(chunk))
                     continue
                 self.event_bytes = max(1, len(body) // len(chunk))
                 result = self._post(body)
                 if result is None:
-                    self._give_up(chunk, shutdown=True)
+                    self._give_up(chunk, spill, shutdown=True)
                     continue
                 verdict = classify(result.status)
                 if verdict is Verdict.OK:
@@ -93,12 +106,17 @@ class Deliverer:
                 elif verdict in (Verdict.SPLIT, Verdict.INVALID):
                     self._reject(chunk[0], result)
                 elif verdict is Verdict.RETRY:
-                    self._give_up(chunk, shutdown=False, result=result)
+                    self._give_up(chunk, spill, shutdown=False, result=result)
                 else:
                     self._fail(chunk, result, verdict)
         finally:
             with self._lock:
                 self._inflight = None
+
+    def _body(self, chunk: list[Event]) -> bytes:
+        if type(chunk[0]) is bytes:
+            return b"[" + b",".join(chunk) + b"]"  # type: ignore[arg-type]
+        return self._encode(chunk)
 
     def _post(self, body: bytes) -> SendResult | None:
         """One request plus its retries; ``None`` when shutdown cut the retries short."""
@@ -108,6 +126,8 @@ class Deliverer:
             self._stats.requests += 1
             if classify(result.status) is not Verdict.RETRY or not self._policy.allows(retries):
                 return result
+            if self.skip_retries:
+                return result  # the spool keeps it; retrying now only delays fresh events
             self._reporter.every(
                 "retry",
                 logging.WARNING,
@@ -126,11 +146,17 @@ class Deliverer:
                 self._abort.wait(delay)
 
     def _give_up(
-        self, events: list[Event], *, shutdown: bool, result: SendResult | None = None
+        self,
+        events: list[Event],
+        spill: Callable[[list[Event]], int] | None,
+        *,
+        shutdown: bool,
+        result: SendResult | None = None,
     ) -> None:
         if self._abandoned:
             return
-        kept = self.spill(events) if self.spill is not None else 0
+        spill = spill or self.spill
+        kept = spill(events) if spill is not None else 0
         lost = len(events) - kept
         if not lost:
             return
@@ -155,6 +181,8 @@ class Deliverer:
 
     def _reject(self, event: Event, result: SendResult) -> None:
         self._count("invalid", 1)
+        if isinstance(event, bytes):
+            event = _loads(event)
         self._reporter.every(
             "invalid:" + result.detail[:100],
             logging.WARNING,
@@ -205,6 +233,14 @@ class Deliverer:
             events, self._inflight = self._inflight, None
         self._abort.set()
         return events or []
+
+
+def _loads(payload: bytes) -> dict[str, Any]:
+    try:
+        event = json.loads(payload)
+    except ValueError:
+        return {}
+    return event if isinstance(event, dict) else {}
 
 
 def _halves(events: list[Event]) -> tuple[list[Event], list[Event]]:

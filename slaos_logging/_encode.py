@@ -92,6 +92,42 @@ class NameSanitiser:
         return out
 
 
+class EventBuilder:
+    """Turns queued ``(pending, seq)`` items into JSON-ready event dicts (one thread's own)."""
+
+    __slots__ = ("_names", "_on_bad_timestamp", "_prefix", "_timestamps")
+
+    def __init__(self, id_prefix: str, on_bad_timestamp: Callable[[object], None]) -> None:
+        self._prefix = id_prefix
+        self._on_bad_timestamp = on_bad_timestamp
+        self._timestamps = TimestampFormatter()
+        self._names = NameSanitiser()
+
+    def build(self, item: tuple[Any, ...]) -> dict[str, Any]:
+        """The event for one queue item."""
+        (org, key, raw_ts, created, values, idem), seq = item
+        if raw_ts is None:
+            stamp = self._timestamps.created(created)
+        else:
+            parsed = self._timestamps.parse(raw_ts)
+            if parsed is None:
+                self._on_bad_timestamp(raw_ts)
+                parsed = self._timestamps.created(created)
+            stamp = parsed
+        if idem is None:
+            # Unique per emitted record and stable across retries and the spool.
+            idem = f"{self._prefix}{seq:x}"
+        elif idem.__class__ is not str:
+            idem = str(idem)
+        return {
+            "organization_id": org,
+            "key": key,
+            "timestamp": stamp,
+            "values": self._names(values),
+            "idempotency_key": idem,
+        }
+
+
 def to_json_value(value: object) -> Any:
     """Convert what JSON cannot hold natively (the encoders' ``default`` hook)."""
     if isinstance(value, dt.datetime):

@@ -22,9 +22,10 @@ from ._batch import BatchSender, FlushMarker
 from ._config import Config
 from ._deliver import Deliverer, Event
 from ._diagnostics import Reporter, protect_secret
-from ._encode import make_encoder
+from ._encode import EventBuilder, make_encoder
 from ._extract import Pending
 from ._retry import RetryPolicy
+from ._spooling import SpoolLink
 from ._stats import Stats
 from ._transport import Transport
 
@@ -46,9 +47,14 @@ class Pipeline:
         self._policy = RetryPolicy(config.max_retries, config.backoff_base, config.backoff_cap)
         self._encode = make_encoder()
         self._closed = False
+        self.spool: SpoolLink | None = None
+        if config.spool_dir is not None:
+            self.spool = SpoolLink(config, Stats(), self.reporter, self._policy)
         self._process_state()
         _LIVE.add(self)
         protect_secret(self, config.ingestion_key)
+        if self.spool is not None and self.spool.depth():
+            self._start()  # events left by an earlier process: deliver them now
 
     def _process_state(self) -> None:
         """Everything that belongs to one process (rebuilt after fork)."""
@@ -76,9 +82,21 @@ class Pipeline:
             self._encode,
             config.max_batch_bytes,
         )
+        prefix = _new_prefix()
+        link = self.spool
+        drain = None
+        if link is not None:
+            link.reset(self.stats, prefix)
+            self.deliverer.spill = link.spill
+            deliverer = self.deliverer
+
+            def drain() -> float | None:
+                return link.drain(deliverer)
+
         self.sender = BatchSender(
-            self.queue, config, self.deliverer, self.stats, self.reporter, _new_prefix()
+            self.queue, config, self.deliverer, self.stats, self.reporter, prefix, drain
         )
+        self._prefix = prefix
 
     # -- application side -------------------------------------------------------------
 
@@ -91,6 +109,8 @@ class Pipeline:
         q = self.queue
         depth = q.qsize()
         if depth >= self._max_queue:
+            if self.spool is not None and self.spool.overflow((pending, next(self._seq))):
+                return
             next(self.stats.dropped_queue_full)
             self.reporter.every(
                 "queue_full",
@@ -134,10 +154,15 @@ class Pipeline:
             if self.queue.empty() and not self.sender.has_open_batch():
                 return True
             return self._drain_here(timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
         marker = FlushMarker()
         self.queue.put(marker)
         self.sender.wake.set()
-        return marker.done.wait(timeout)
+        done = marker.done.wait(timeout)
+        if self.spool is not None:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            done = self.spool.flush(left) and done
+        return done
 
     def _sender_alive(self) -> bool:
         thread = self.sender.thread
@@ -176,25 +201,33 @@ class Pipeline:
             thread.join(max(0.0, deadline - time.monotonic()))
             if thread.is_alive():
                 self._abandon()
+                self._close_spool(deadline)
                 return
         else:
             self._drain_here(max(0.0, deadline - time.monotonic()))
             if not self.queue.empty():
                 self._abandon()
+        self._close_spool(deadline)
         self.transport.close()
 
+    def _close_spool(self, deadline: float) -> None:
+        if self.spool is not None:
+            self.spool.close(deadline)
+
     def _abandon(self) -> None:
-        """shutdown_timeout ran out: account for everything not delivered."""
+        """shutdown_timeout ran out: spool or count everything not delivered."""
         events: list[Event] = self.deliverer.abandon()
         events.extend(self.sender.take_open_batch())
-        lost = len(events)
+        builder = EventBuilder(self._prefix, lambda raw: None)
         while True:
             try:
                 item = self.queue.get_nowait()
             except queue.Empty:
                 break
             if type(item) is tuple:
-                lost += 1
+                events.append(builder.build(item))
+        kept = self.spool.spill(events) if self.spool is not None and events else 0
+        lost = len(events) - kept
         if lost:
             self.stats.dropped_shutdown += lost
             self.reporter.every(
@@ -208,7 +241,10 @@ class Pipeline:
     def snapshot(self) -> dict[str, int]:
         """The counters, with the queue's current depth."""
         depth = self.queue.qsize()
-        return self.stats.snapshot(queue_depth=depth, spool_depth=0)
+        if self.spool is None:
+            return self.stats.snapshot(queue_depth=depth, spool_depth=0)
+        self.stats.spool_dropped = self.spool.spool.dropped
+        return self.stats.snapshot(queue_depth=depth, spool_depth=self.spool.depth())
 
     # -- fork -------------------------------------------------------------------------
 
