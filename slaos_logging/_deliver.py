@@ -65,9 +65,8 @@ class Deliverer:
         self._lock = threading.Lock()
         self._inflight: list[Event] | None = None
         self._abandoned = False
-        #: Set while the spool holds events the server did not take: fresh batches then
-        #: get one attempt and go to the spool, behind the older ones, instead of
-        #: holding the sender in backoff.
+        #: Set when a spool is configured: a batch gets one attempt and then goes to
+        #: disk (where a crash cannot take it), and the spool's probes do the retrying.
         self.skip_retries = False
         #: Mean encoded size of an event in the last batch, for closing batches by bytes.
         self.event_bytes = 200
@@ -127,7 +126,7 @@ class Deliverer:
             if classify(result.status) is not Verdict.RETRY or not self._policy.allows(retries):
                 return result
             if self.skip_retries:
-                return result  # the spool keeps it; retrying now only delays fresh events
+                return result
             self._reporter.every(
                 "retry",
                 logging.WARNING,

@@ -88,6 +88,7 @@ class Pipeline:
         if link is not None:
             link.reset(self.stats, prefix)
             self.deliverer.spill = link.spill
+            self.deliverer.skip_retries = True
             deliverer = self.deliverer
 
             def drain() -> float | None:

@@ -1,10 +1,12 @@
 """Connects a pipeline to its on-disk spool: overflow, spill, and draining with probes.
 
 Three paths lead to disk: the in-memory queue is full (the application thread hands
-the event to a writer thread, never touching SQLite itself), a batch ran out of
-retries, or ``close()`` ran out of time. The sender drains the spool oldest first
-whenever its queue is idle, one batch at a time, and while the server keeps failing it
-probes with exponential backoff.
+the event to a writer thread, never touching SQLite itself), a batch failed with a
+retryable error, or ``close()`` ran out of time. With a spool a failed batch is not
+retried in memory: it goes to disk at once, so a crash during an outage finds it
+there, and the spool's drain does the retrying. The sender drains the spool oldest
+first whenever its queue is idle, one batch at a time, and while the server keeps
+failing it probes with exponential backoff.
 """
 
 from __future__ import annotations
@@ -144,7 +146,6 @@ class SpoolLink:
         """Send one batch from the spool; return seconds until the next try, or None."""
         rows = self.spool.claim(self._config.batch_size, self._config.max_batch_bytes)
         if not rows:
-            deliverer.skip_retries = False
             return None
         ids = {id(payload): rowid for rowid, payload in rows}
         kept: list[Event] = []
@@ -158,14 +159,11 @@ class SpoolLink:
         self.spool.release(back)
         self.spool.ack(rowid for rowid, _ in rows if rowid not in back)
         if back:
-            # The server is still failing: probe again later, and meanwhile send
-            # fresh batches to the spool after one attempt.
-            deliverer.skip_retries = True
+            # The server is still failing: probe again later, with backoff.
             self._failures += 1
             window = self._policy.backoff(min(self._failures, 16), lambda: 1.0)
             return max(self._policy.base, window * (0.5 + 0.5 * random.random()))
         self._failures = 0
-        deliverer.skip_retries = False
         return 0.0
 
     def close(self, deadline: float) -> None:
