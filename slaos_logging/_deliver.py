@@ -88,7 +88,14 @@ class Deliverer:
             pending = [events]
             while pending:
                 chunk = pending.pop()
-                body = self._body(chunk)
+                try:
+                    body = self._body(chunk)
+                except Exception as exc:  # an event no fallback could encode
+                    if len(chunk) > 1:
+                        pending.extend(_halves(chunk))
+                    else:
+                        self._reject(chunk[0], SendResult(None, None, f"cannot encode: {exc}"))
+                    continue
                 if len(chunk) > 1 and len(body) > self._max_bytes:
                     pending.extend(_halves(chunk))
                     continue

@@ -135,6 +135,8 @@ def to_json_value(value: object) -> Any:
     if isinstance(value, dt.date):
         return value.isoformat()
     if isinstance(value, decimal.Decimal):
+        if not value.is_finite():
+            return None
         number = float(value)
         return number if math.isfinite(number) else None
     if isinstance(value, (set, frozenset, tuple)):
@@ -153,7 +155,7 @@ def _scrub(value: Any) -> Any:
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, dict):
-        return {k: _scrub(v) for k, v in value.items()}
+        return {_key(k): _scrub(v) for k, v in value.items()}
     if isinstance(value, (list, tuple, set, frozenset)):
         return [_scrub(v) for v in value]
     if isinstance(value, (str, int)) or value is None:
@@ -162,16 +164,26 @@ def _scrub(value: Any) -> Any:
     return converted if converted is value else _scrub(converted)
 
 
+def _key(key: object) -> str | int | float | bool | None:
+    if key is None or isinstance(key, (str, int, float)):
+        return key
+    converted = to_json_value(key)
+    return converted if isinstance(converted, str) else str(converted)
+
+
 def _stdlib_encoder() -> Callable[[Any], bytes]:
     strict = json.JSONEncoder(
         separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=to_json_value
     ).encode
 
     def encode(obj: Any) -> bytes:
+        # "replace": a lone surrogate (from os.fsdecode, say) must not make the body
+        # invalid UTF-8.
         try:
-            return strict(obj).encode("utf-8", "surrogatepass")
-        except ValueError:
-            return strict(_scrub(obj)).encode("utf-8", "surrogatepass")
+            return strict(obj).encode("utf-8", "replace")
+        except (ValueError, TypeError):
+            # NaN or infinity (ValueError), or dict keys JSON cannot hold (TypeError).
+            return strict(_scrub(obj)).encode("utf-8", "replace")
 
     return encode
 

@@ -99,9 +99,9 @@ class Extractor:
         elif self._value_fields is None:
             values = _extra_fields(fields)
         else:
-            values = {k: fields[k] for k in self._value_fields if k in fields}
-            for name in ENVELOPE_FIELDS.intersection(values):
-                del values[name]
+            values = {
+                k: fields[k] for k in self._value_fields if k in fields and k not in _NOT_VALUES
+            }
         org = fields.get("organization_id")
         if org is None or org == "":
             org = self._default_org()
@@ -109,9 +109,11 @@ class Extractor:
                 return MISSING_ORG
         if org.__class__ is not str:
             org = str(org)
-        key = fields.get("key", self._default_key)
+        key = fields.get("key")
         if key is None or key == "":
-            return MISSING_KEY
+            key = self._default_key
+            if key is None:
+                return MISSING_KEY
         if key.__class__ is not str:
             key = str(key)
         return (org, key, fields.get("timestamp"), created, values, fields.get("idempotency_key"))
