@@ -151,7 +151,8 @@ class BatchSender(QueueListener):
         batch.append(event)
         if (
             len(batch) >= self._config.batch_size
-            or len(batch) * self._deliverer.event_bytes >= self._config.max_batch_bytes
+            # Close before the next event would not fit (by the last batch's mean size).
+            or (len(batch) + 1) * self._deliverer.event_bytes > self._config.max_batch_bytes
         ):
             self.send_batch()
 

@@ -97,7 +97,9 @@ class Deliverer:
                         self._reject(chunk[0], SendResult(None, None, f"cannot encode: {exc}"))
                     continue
                 if len(chunk) > 1 and len(body) > self._max_bytes:
-                    pending.extend(_halves(chunk))
+                    # Keep the share that fits (by mean size) and send the rest after it.
+                    cut = min(len(chunk) - 1, max(1, len(chunk) * self._max_bytes // len(body)))
+                    pending.extend((chunk[cut:], chunk[:cut]))
                     continue
                 self.event_bytes = max(1, len(body) // len(chunk))
                 result = self._post(body)
@@ -189,8 +191,8 @@ class Deliverer:
         self._count("invalid", 1)
         if isinstance(event, bytes):
             event = _loads(event)
-        self._reporter.every(
-            "invalid:" + result.detail[:100],
+        self._reporter.each(
+            "invalid",
             logging.WARNING,
             "slaOS rejected an event as invalid (%s); event: organization_id=%r key=%r "
             "timestamp=%r values=%.200r",

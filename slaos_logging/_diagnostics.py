@@ -28,11 +28,12 @@ def redact(text: str, secrets: Iterable[str]) -> str:
 
 
 class RateLimiter:
-    """Lets a message through once per key per ``interval`` seconds, and counts the rest."""
+    """Lets ``burst`` messages per key through per ``interval`` seconds, and counts the rest."""
 
-    def __init__(self, interval: float) -> None:
+    def __init__(self, interval: float, burst: int = 1) -> None:
         self._interval = interval
-        self._last: dict[str, float] = {}
+        self._burst = burst
+        self._window: dict[str, tuple[float, int]] = {}
         self._suppressed: dict[str, int] = {}
         self._lock = threading.Lock()
 
@@ -40,11 +41,13 @@ class RateLimiter:
         """Return how many were suppressed since the last one let through, or ``None``."""
         now = time.monotonic()
         with self._lock:
-            last = self._last.get(key)
-            if last is not None and now - last < self._interval:
+            start, count = self._window.get(key, (now - self._interval, 0))
+            if now - start >= self._interval:
+                start, count = now, 0
+            if count >= self._burst:
                 self._suppressed[key] = self._suppressed.get(key, 0) + 1
                 return None
-            self._last[key] = now
+            self._window[key] = (start, count + 1)
             return self._suppressed.pop(key, 0)
 
 
@@ -54,6 +57,9 @@ class Reporter:
     def __init__(self, secrets: tuple[str, ...], interval: float = 10.0) -> None:
         self._secrets = secrets
         self._limiter = RateLimiter(interval)
+        # Events the server rejects are logged one by one (each is a lost data point
+        # worth its own line), up to a burst per minute so a bad deploy cannot flood.
+        self._each = RateLimiter(60.0, burst=100)
         self._once: set[str] = set()
         self._lock = threading.Lock()
 
@@ -72,6 +78,16 @@ class Reporter:
             return
         if suppressed:
             msg += " (%d similar messages suppressed)"
+            args = (*args, suppressed)
+        self._log(level, msg, args)
+
+    def each(self, reason: str, level: int, msg: str, *args: object) -> None:
+        """Log every occurrence, up to 100 a minute per reason, noting the ones held back."""
+        suppressed = self._each.allow(reason)
+        if suppressed is None:
+            return
+        if suppressed:
+            msg += " (%d more not logged)"
             args = (*args, suppressed)
         self._log(level, msg, args)
 
