@@ -1,0 +1,153 @@
+"""ASGI middleware (FastAPI, Starlette, any ASGI 3 app): one record per HTTP request.
+
+Usage with FastAPI or Starlette::
+
+    from slaos_logging.integrations.asgi import SlaOSMiddleware
+
+    app.add_middleware(
+        SlaOSMiddleware,
+        organization_id=lambda scope: dict(scope["headers"]).get(b"x-customer-id", b"").decode(),
+    )
+
+or wrap any ASGI app: ``app = SlaOSMiddleware(app, organization_id=...)``.
+
+Only ``http`` scopes are timed; ``websocket`` and ``lifespan`` pass through untouched.
+The route is ``scope["route"].path`` (``/items/{item_id}``), which Starlette and FastAPI
+set while routing; under a Starlette ``Mount`` it is the path inside the mount. This
+module imports no framework.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from typing import Any
+
+from slaos_logging.integrations._core import (
+    DEFAULT_LOGGER_NAME,
+    DEFAULT_MESSAGE,
+    RequestCore,
+    RequestTimer,
+)
+
+__all__ = ["SlaOSMiddleware", "header"]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+# Messages after which the client has the whole response.
+_FINAL_MESSAGES = ("http.response.pathsend", "http.response.zerocopysend")
+
+
+def header(scope: Scope, name: str) -> str | None:
+    """The first value of request header ``name`` (case-insensitive), or ``None``.
+
+    A convenience for resolvers: ``organization_id=lambda s: header(s, "X-Customer-Id")``.
+    """
+    wanted = name.lower().encode("latin-1")
+    for key, value in scope.get("headers", ()):
+        if key.lower() == wanted:
+            return bytes(value).decode("latin-1") or None
+    return None
+
+
+class SlaOSMiddleware:
+    """Times each HTTP request and logs ``request_finished`` for the resolved organization.
+
+    Streaming responses are timed to their last body chunk. While the app runs,
+    ``slaos_logging.organization_id_var`` holds the organization, so every other
+    record logged during the request is attributed to it too.
+
+    Args:
+        app: The ASGI 3 application to wrap.
+        organization_id: A callable taking the ASGI scope and returning (or, if it is
+            async, resolving to) the organization id, or ``None`` to leave the request
+            unlogged. Without it, every request is logged and ``SlaOSHandler``'s own
+            ``organization_id`` applies.
+        exclude_paths: Path prefixes (of ``scope["path"]``) that are never logged.
+        logger_name: The logger the records go to.
+        message: The record's message (what ``SlaOSHandler(events=...)`` matches).
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        organization_id: Callable[[Scope], object] | None = None,
+        exclude_paths: Iterable[str] = (),
+        logger_name: str = DEFAULT_LOGGER_NAME,
+        message: str = DEFAULT_MESSAGE,
+    ) -> None:
+        self.app = app
+        self.core: RequestCore[Scope] = RequestCore(
+            organization_id,
+            exclude_paths=exclude_paths,
+            logger_name=logger_name,
+            message=message,
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Run the wrapped app, timing ``http`` requests."""
+        if scope.get("type") != "http":
+            await self.app(scope, receive, send)
+            return
+        timer = await self._begin(scope)
+        if timer is None:
+            await self.app(scope, receive, send)
+            return
+
+        status: int | None = None
+        completed = False
+
+        async def send_and_watch(message: Message) -> None:
+            nonlocal status, completed
+            kind = message.get("type")
+            if kind == "http.response.start":
+                status = message.get("status")
+            await send(message)
+            if (
+                kind == "http.response.body" and not message.get("more_body", False)
+            ) or kind in _FINAL_MESSAGES:
+                timer.mark_end()
+                completed = True
+
+        timer.activate()
+        try:
+            await self.app(scope, receive, send_and_watch)
+        except BaseException:
+            # Unless the client already had the whole response (a background task
+            # failed afterwards), it got an error, whatever status had been started.
+            final = status if completed and isinstance(status, int) else 500
+            timer.finish(final, _route(scope))
+            raise
+        finally:
+            timer.deactivate()
+        # Logged only now, so the route Starlette put in the scope is known; the clock
+        # stopped at the last body chunk (background tasks do not count).
+        timer.finish(status if isinstance(status, int) else 500, _route(scope))
+
+    async def _begin(self, scope: Scope) -> RequestTimer | None:
+        core = self.core
+        try:
+            if core.excluded(scope.get("path", "")):
+                return None
+            method = scope.get("method", "GET")
+            if core.resolver is None:
+                return core.timer(None, method)
+            try:
+                org = core.resolver(scope)
+                if inspect.isawaitable(org):
+                    org = await org
+            except Exception as exc:  # the app must never see this fail
+                core.resolver_failed(exc)
+                return None
+            return core.accept(org, method)
+        except Exception:  # never fail the request for our sake
+            return None
+
+
+def _route(scope: Scope) -> str | None:
+    path = getattr(scope.get("route"), "path", None)
+    return path if isinstance(path, str) and path else None

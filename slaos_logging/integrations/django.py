@@ -1,0 +1,163 @@
+"""Django middleware: one ``request_finished`` record per request.
+
+Add it near the top of ``MIDDLEWARE`` (after ``AuthenticationMiddleware`` if the
+resolver reads ``request.user``)::
+
+    MIDDLEWARE = [
+        ...,
+        "slaos_logging.integrations.django.SlaOSMiddleware",
+    ]
+    SLAOS_ORGANIZATION_ID = "myproject.slaos.organization_id"  # (request) -> str | None
+    SLAOS_EXCLUDE_PATHS = ["/health", "/static/"]
+
+Settings (all optional):
+
+- ``SLAOS_ORGANIZATION_ID``: dotted path to (or the) callable taking the request and
+  returning the organization id, or ``None`` to leave the request unlogged. Without it,
+  every request is logged and ``SlaOSHandler``'s own ``organization_id`` applies.
+- ``SLAOS_EXCLUDE_PATHS``: path prefixes (of ``request.path_info``) never logged.
+- ``SLAOS_REQUEST_LOGGER``: logger name, default ``"slaos.requests"``.
+- ``SLAOS_REQUEST_MESSAGE``: the record's message (what ``events=`` matches), default
+  ``"request_finished"``.
+
+The middleware runs natively in both sync and async stacks. In an async stack the
+resolver is called on the event loop, so it must not query the database (read a
+header, or a value an earlier middleware put on the request).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, cast
+
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.http import HttpRequest, HttpResponseBase
+from django.utils.module_loading import import_string
+
+from slaos_logging.integrations._core import (
+    DEFAULT_LOGGER_NAME,
+    DEFAULT_MESSAGE,
+    RequestCore,
+    RequestTimer,
+)
+
+__all__ = ["SlaOSMiddleware", "route_of"]
+
+_Sync = Callable[[HttpRequest], HttpResponseBase]
+_Async = Callable[[HttpRequest], Awaitable[HttpResponseBase]]
+
+
+def route_of(request: HttpRequest) -> str | None:
+    """The matched URL pattern with a leading ``/`` (``/items/<int:pk>/``), if any.
+
+    ``None`` when no pattern matched (Django's own 404), so no raw path is ever logged.
+    """
+    match = getattr(request, "resolver_match", None)
+    route = getattr(match, "route", None) if match is not None else None
+    if not isinstance(route, str):
+        return None
+    # re_path() patterns carry regex anchors; they say nothing about the route.
+    if route.startswith("^"):
+        route = route[1:]
+    if route.endswith("$"):
+        route = route[:-1]
+    return route if route.startswith("/") else "/" + route
+
+
+def _load_resolver() -> Callable[[HttpRequest], object] | None:
+    value: Any = getattr(settings, "SLAOS_ORGANIZATION_ID", None)
+    if value is None or callable(value):
+        return value  # type: ignore[no-any-return]
+    if not isinstance(value, str):
+        raise ImproperlyConfigured("SLAOS_ORGANIZATION_ID must be a dotted path or a callable")
+    try:
+        resolver = import_string(value)
+    except ImportError as exc:
+        raise ImproperlyConfigured(f"SLAOS_ORGANIZATION_ID: cannot import {value!r}") from exc
+    if not callable(resolver):
+        raise ImproperlyConfigured(f"SLAOS_ORGANIZATION_ID: {value!r} is not callable")
+    return resolver  # type: ignore[no-any-return]
+
+
+class SlaOSMiddleware:
+    """Times each request and logs ``request_finished`` for the resolved organization.
+
+    While the view runs, ``slaos_logging.organization_id_var`` holds the organization,
+    so every other record logged during the request is attributed to it too.
+
+    Args:
+        get_response: The next middleware or view, sync or async (Django passes it).
+    """
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response: _Sync | _Async) -> None:
+        self.get_response = get_response
+        # Settings are read once: the middleware is built once per handler.
+        self.core: RequestCore[HttpRequest] = RequestCore(
+            _load_resolver(),
+            exclude_paths=getattr(settings, "SLAOS_EXCLUDE_PATHS", None) or (),
+            logger_name=getattr(settings, "SLAOS_REQUEST_LOGGER", DEFAULT_LOGGER_NAME),
+            message=getattr(settings, "SLAOS_REQUEST_MESSAGE", DEFAULT_MESSAGE),
+        )
+        self._is_async = iscoroutinefunction(get_response)
+        if self._is_async:
+            # Tells Django this instance is a coroutine function, so an async stack
+            # is not forced through a sync_to_async/async_to_sync round trip.
+            markcoroutinefunction(self)
+
+    def __call__(self, request: HttpRequest) -> Any:
+        """Handle one request (returns a coroutine in an async stack)."""
+        if self._is_async:
+            return self.__acall__(request)
+        timer = self._begin(request)
+        if timer is None:
+            return self.get_response(request)
+        timer.activate()
+        try:
+            response = self.get_response(request)
+        except BaseException:
+            timer.finish(500, route_of(request))
+            raise
+        finally:
+            timer.deactivate()
+        self._finish(timer, request, response)
+        return response
+
+    async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
+        """Handle one request in an async stack."""
+        get_response = cast(_Async, self.get_response)
+        timer = self._begin(request)
+        if timer is None:
+            return await get_response(request)
+        timer.activate()
+        try:
+            response = await get_response(request)
+        except BaseException:
+            timer.finish(500, route_of(request))
+            raise
+        finally:
+            timer.deactivate()
+        self._finish(timer, request, response)
+        return response
+
+    def _begin(self, request: HttpRequest) -> RequestTimer | None:
+        try:
+            if self.core.excluded(request.path_info):
+                return None
+            return self.core.begin(request, request.method or "GET")
+        except Exception:  # never fail the request for our sake
+            return None
+
+    @staticmethod
+    def _finish(timer: RequestTimer, request: HttpRequest, response: HttpResponseBase) -> None:
+        # Django turns a view's exception into a 500 response before it reaches us, so
+        # the response's status is already what the client gets.
+        try:
+            status = int(response.status_code)
+        except Exception:  # a broken response object is a server error
+            status = 500
+        timer.finish(status, route_of(request))

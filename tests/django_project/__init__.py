@@ -1,0 +1,1 @@
+"""A tiny Django URLconf and views for tests/test_django.py (settings live in that module)."""
