@@ -66,7 +66,7 @@ class BatchSender(QueueListener):
         self._reporter = reporter
         self._batch: list[Event] = []
         self._due_at = 0.0
-        self._builder = EventBuilder(id_prefix, self._bad_timestamp)
+        self._builder = EventBuilder(id_prefix, stats.enqueued, self._bad_timestamp)
         # Called when the queue is idle; returns seconds until it wants to run again
         # (the spool's drain and probe), or None to sleep until an event arrives.
         self._idle_work = idle_work
@@ -105,13 +105,13 @@ class BatchSender(QueueListener):
         idle_at = self._idle_at
         if batch_due is None and idle_at is None:
             return self._q.get()
-        now = time.monotonic()
-        if batch_due is not None and now >= batch_due:
-            return _DUE  # a due batch goes before more events, even under a steady stream
         try:
-            return self._q.get_nowait()  # fresh events before idle work (the spool)
+            # What is queued joins the open batch before it is sent, and fresh events
+            # go before idle work (the spool). A batch still closes at batch_size.
+            return self._q.get_nowait()
         except queue.Empty:
             pass
+        now = time.monotonic()
         wake_at = min(t for t in (batch_due, idle_at) if t is not None)
         remaining = wake_at - now
         if remaining > 0:

@@ -14,7 +14,7 @@ import enum
 import json
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9_/]")
@@ -93,19 +93,27 @@ class NameSanitiser:
 
 
 class EventBuilder:
-    """Turns queued ``(pending, seq)`` items into JSON-ready event dicts (one thread's own)."""
+    """Turns queued pending events into JSON-ready event dicts (one per thread)."""
 
-    __slots__ = ("_names", "_on_bad_timestamp", "_prefix", "_timestamps")
+    __slots__ = ("_names", "_on_bad_timestamp", "_prefix", "_seq", "_timestamps")
 
-    def __init__(self, id_prefix: str, on_bad_timestamp: Callable[[object], None]) -> None:
+    def __init__(
+        self,
+        id_prefix: str,
+        seq: Iterator[int],
+        on_bad_timestamp: Callable[[object], None],
+    ) -> None:
         self._prefix = id_prefix
+        # Shared by every builder of the process (sender and spool writer), so each
+        # event gets its own number; numbering here keeps it off the logging call.
+        self._seq = seq
         self._on_bad_timestamp = on_bad_timestamp
         self._timestamps = TimestampFormatter()
         self._names = NameSanitiser()
 
     def build(self, item: tuple[Any, ...]) -> dict[str, Any]:
-        """The event for one queue item."""
-        (org, key, raw_ts, created, values, idem), seq = item
+        """The event for one queued pending event."""
+        org, key, raw_ts, created, values, idem = item
         if raw_ts is None:
             stamp = self._timestamps.created(created)
         else:
@@ -116,7 +124,7 @@ class EventBuilder:
             stamp = parsed
         if idem is None:
             # Unique per emitted record and stable across retries and the spool.
-            idem = f"{self._prefix}{seq:x}"
+            idem = f"{self._prefix}{next(self._seq):x}"
         elif idem.__class__ is not str:
             idem = str(idem)
         return {
@@ -144,8 +152,12 @@ def to_json_value(value: object) -> Any:
     if isinstance(value, (bytes, bytearray, memoryview)):
         return bytes(value).decode("utf-8", "replace")
     if isinstance(value, enum.Enum):
-        # The member's value is what a reader of the event wants ("red", not "Color.RED").
-        return value.value if isinstance(value.value, str) else str(value.value)
+        # The member's value is what a reader of the event wants ("red", not
+        # "Color.RED"); plain values stay as they are, as orjson writes them too.
+        inner = value.value
+        if inner is None or isinstance(inner, (str, int, float, bool)):
+            return inner
+        return str(inner)
     return str(value)
 
 
@@ -188,8 +200,35 @@ def _stdlib_encoder() -> Callable[[Any], bytes]:
     return encode
 
 
-def make_encoder() -> Callable[[Any], bytes]:
-    """Return ``encode(obj) -> bytes`` producing compact, valid JSON for any event list."""
+def _orjson_encoder(dumps: Callable[..., bytes], option: int) -> Callable[[Any], bytes]:
+    fallback = _stdlib_encoder()
+
+    def encode(obj: Any) -> bytes:
+        try:
+            # orjson writes NaN and infinities as null itself.
+            return dumps(obj, default=to_json_value, option=option)
+        except TypeError:
+            # What orjson refuses (ints beyond 64 bits, lone surrogates, tuple keys...)
+            # the standard library's path handles.
+            return fallback(obj)
+
+    return encode
+
+
+def make_encoder(use_orjson: bool = True) -> Callable[[Any], bytes]:
+    """Return ``encode(obj) -> bytes`` producing compact, valid JSON for any event list.
+
+    orjson (the optional ``fast`` extra) is used when it is installed: it encodes a
+    batch about ten times faster, with the same output for every type listed in the
+    README.
+    """
+    if use_orjson:
+        try:
+            import orjson
+        except ImportError:
+            pass
+        else:
+            return _orjson_encoder(orjson.dumps, orjson.OPT_NON_STR_KEYS)
     return _stdlib_encoder()
 
 

@@ -34,8 +34,7 @@ _HEAD_LAST = _PROBE[-1]
 del _PROBE
 
 #: A pending event: (organization_id, key, raw timestamp or None, created, values,
-#: idempotency_key or None). The sender thread appends nothing; the sequence number
-#: travels separately.
+#: idempotency_key or None). The sender thread numbers it when it builds the event.
 Pending = tuple[str, str, Any, float, dict[str, Any], Any]
 
 #: Reasons a record is not an event, with the message logged once for each.

@@ -33,9 +33,10 @@ _LIVE: weakref.WeakSet[Pipeline] = weakref.WeakSet()
 
 
 def _new_prefix() -> str:
-    # 72 random bits per process (and per fork), URL-safe: with the per-event counter
-    # appended in hex, keys stay short on the wire and never collide across processes.
-    return secrets.token_urlsafe(9) + "-"
+    # 64 random bits per process (and per fork), URL-safe, always 11 characters: with
+    # the per-event counter appended in hex, keys stay short on the wire, and the fixed
+    # length keeps (prefix, counter) pairs from running into each other.
+    return secrets.token_urlsafe(8)
 
 
 class Pipeline:
@@ -62,7 +63,6 @@ class Pipeline:
         self._pid = os.getpid()
         self._lock = threading.Lock()
         self.stats = Stats()
-        self._seq = self.stats.enqueued  # next() numbers an event and counts it
         self._max_queue = config.max_queue_size
         self._batch_size = config.batch_size
         self.queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -101,17 +101,21 @@ class Pipeline:
 
     # -- application side -------------------------------------------------------------
 
-    def put(self, pending: Pending) -> None:
-        """Enqueue a pending event without blocking; count it if it has to be dropped."""
+    def put(self, pending: Pending) -> bool:
+        """Enqueue a pending event without blocking; count it if it has to be dropped.
+
+        Returns:
+            Whether the event was taken (queued, or handed to the spool).
+        """
         if self._closed:
             next(self.stats.dropped_closed)
             self.reporter.every("closed", logging.WARNING, "event logged after close(): dropped")
-            return
+            return False
         q = self.queue
         depth = q.qsize()
         if depth >= self._max_queue:
-            if self.spool is not None and self.spool.overflow((pending, next(self._seq))):
-                return
+            if self.spool is not None and self.spool.overflow(pending):
+                return True
             next(self.stats.dropped_queue_full)
             self.reporter.every(
                 "queue_full",
@@ -120,14 +124,15 @@ class Pipeline:
                 "unreachable, or max_queue_size is too small",
                 self.config.max_queue_size,
             )
-            return
-        q.put((pending, next(self._seq)))
+            return False
+        q.put(pending)
         if depth >= self._batch_size:
             wake = self.sender.wake
             if not wake.is_set():
                 wake.set()
         if not self.started:
             self._start()
+        return True
 
     def _start(self) -> None:
         with self._lock:
@@ -219,7 +224,7 @@ class Pipeline:
         """shutdown_timeout ran out: spool or count everything not delivered."""
         events: list[Event] = self.deliverer.abandon()
         events.extend(self.sender.take_open_batch())
-        builder = EventBuilder(self._prefix, lambda raw: None)
+        builder = EventBuilder(self._prefix, self.stats.enqueued, lambda raw: None)
         while True:
             try:
                 item = self.queue.get_nowait()
@@ -245,7 +250,9 @@ class Pipeline:
         if self.spool is None:
             return self.stats.snapshot(queue_depth=depth, spool_depth=0)
         self.stats.spool_dropped = self.spool.spool.dropped
-        return self.stats.snapshot(queue_depth=depth, spool_depth=self.spool.depth())
+        return self.stats.snapshot(
+            queue_depth=depth, spool_depth=self.spool.depth(), waiting=self.spool.waiting()
+        )
 
     # -- fork -------------------------------------------------------------------------
 

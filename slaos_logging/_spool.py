@@ -133,7 +133,7 @@ class Spool:
         self.available = False
         _SPOOLS.add(self)
         try:
-            os.makedirs(self.directory, exist_ok=True)
+            os.makedirs(self.directory, mode=0o700, exist_ok=True)  # events may hold PII
             self._conn = self._connect()
             self.available = True
         except Exception as exc:  # the spool is optional, never fatal
@@ -161,7 +161,7 @@ class Spool:
                 self._dropped += self._enforce_bound(conn)
             return len(events)
         except Exception as exc:
-            self._failed(f"could not write {len(events)} events to", exc)
+            self._failed("could not write events to", exc, " They were dropped.")
             return 0
 
     def claim(self, limit: int, max_bytes: int) -> list[tuple[int, bytes]]:
@@ -274,11 +274,14 @@ class Spool:
             return self._open()
 
     def _open(self) -> sqlite3.Connection:
+        # Remember which file we are about to open, so a corrupt one is only moved aside
+        # if no other process has replaced it in the meantime.
+        with suppress(OSError):
+            self._inode = os.stat(self.path).st_ino
         conn = sqlite3.connect(
             self.path, timeout=5.0, isolation_level=None, check_same_thread=False
         )
         try:
-            conn.execute("PRAGMA busy_timeout = 5000")
             conn.execute("PRAGMA auto_vacuum = INCREMENTAL")  # only takes on a new file
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
@@ -386,11 +389,12 @@ class Spool:
                 # executescript steps the pragma to completion; execute() frees one page.
                 conn.executescript("PRAGMA incremental_vacuum;")
 
-    def _failed(self, action: str, exc: BaseException) -> None:
+    def _failed(self, action: str, exc: BaseException, consequence: str = "") -> None:
         if _is_corrupt(exc):
             with self._lock:
                 if self._conn is not None and self._pid == os.getpid():
-                    self._conn.close()
+                    with suppress(Exception):
+                        self._conn.close()
                 self._conn = None  # the next call reconnects and starts a fresh file
                 try:
                     self._move_aside(exc)
@@ -399,8 +403,8 @@ class Spool:
                 else:
                     return
         self._report(
-            f"slaos_logging: {action} the spool at {self.path} ({exc}); check free disk "
-            "space and permissions, or lower spool_max_bytes."
+            f"slaos_logging: {action} the spool at {self.path} ({exc}).{consequence} Check "
+            "free disk space and permissions, or lower spool_max_bytes."
         )
 
     def _report(self, message: str) -> None:
@@ -408,6 +412,8 @@ class Spool:
         last = self._last_error.get(message)
         if last is not None and now - last < _ERROR_INTERVAL:
             return
+        if len(self._last_error) > 100:  # exception texts vary; keep the memo bounded
+            self._last_error.clear()
         self._last_error[message] = now
         try:
             if self._on_error is not None:

@@ -85,7 +85,7 @@ class SpoolLink:
             self._writer = thread
 
     def _write_loop(self) -> None:
-        builder = EventBuilder(self._prefix, lambda raw: None)
+        builder = EventBuilder(self._prefix, self._stats.enqueued, lambda raw: None)
         while True:
             item = self._overflow.get()
             if item is None:
@@ -173,7 +173,7 @@ class SpoolLink:
             self._overflow.put(None)
             writer.join(max(0.0, deadline - time.monotonic()))
         elif not self._overflow.empty():
-            builder = EventBuilder(self._prefix, lambda raw: None)
+            builder = EventBuilder(self._prefix, self._stats.enqueued, lambda raw: None)
             items: list[tuple[Any, ...]] = []
             while True:
                 try:
@@ -185,6 +185,10 @@ class SpoolLink:
             if items:
                 self._write(items, builder)
         self.spool.close()
+
+    def waiting(self) -> int:
+        """Events handed over by a full queue, not yet on disk."""
+        return self._overflow.qsize()
 
     def depth(self) -> int:
         """Events waiting on disk (all processes')."""

@@ -55,10 +55,15 @@ class Stats:
         self.spooled = 0
         self.spool_dropped = 0
 
-    def snapshot(self, *, queue_depth: int, spool_depth: int) -> dict[str, int]:
-        """Return every counter as an ``int``, plus the current depths."""
+    def snapshot(self, *, queue_depth: int, spool_depth: int, waiting: int = 0) -> dict[str, int]:
+        """Return every counter as an ``int``, plus the current depths.
+
+        ``enqueued`` counts events taken in: those already numbered (the sender thread
+        numbers them as it builds them, keeping the work off the logging call) plus
+        those still waiting in the queue or for the spool writer.
+        """
         values: dict[str, Any] = {
-            "enqueued": _peek(self.enqueued),
+            "enqueued": _peek(self.enqueued) + queue_depth + waiting,
             "sent": self.sent,
             "skipped": _peek(self.skipped),
             "invalid": self.invalid,

@@ -65,9 +65,7 @@ class SlaOSWorker:
                     pending, logging.WARNING, REASONS[pending], "add_event"
                 )
                 return False
-            before = self._pipeline.snapshot()["enqueued"]
-            self._pipeline.put(pending)
-            return self._pipeline.snapshot()["enqueued"] > before
+            return self._pipeline.put(pending)
         except Exception:  # the application's call must not fail
             return False
 

@@ -221,7 +221,7 @@ CONVERSIONS: list[tuple[str, object, object]] = [
     ("uuid", uuid.UUID(int=1), "00000000-0000-0000-0000-000000000001"),
     ("path", pathlib.PurePosixPath("/var/log/app"), "/var/log/app"),
     ("enum-str", Color.RED, "red"),
-    ("enum-int", Level.HIGH, "3"),
+    ("enum-int", Level.HIGH, 3),
     ("set", {3}, [3]),
     ("frozenset", frozenset({"x"}), ["x"]),
     ("tuple", (1, "a"), [1, "a"]),
@@ -258,15 +258,30 @@ def test_value_conversion_shipped(
 # -- values: encoder unit -----------------------------------------------------------------
 
 
-def test_encoder_is_compact_utf8_json() -> None:
+@pytest.fixture(params=[True, False], ids=["orjson-if-installed", "stdlib"])
+def encode(request: pytest.FixtureRequest) -> Callable[[Any], bytes]:
+    """Each encoder the library may pick."""
+    return make_encoder(use_orjson=request.param)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"), [c[1:] for c in CONVERSIONS], ids=[c[0] for c in CONVERSIONS]
+)
+def test_encoders_agree_on_every_conversion(value: object, expected: object) -> None:
+    """orjson (when installed) and the standard library write the same JSON values."""
+    for use_orjson in (True, False):
+        body = make_encoder(use_orjson=use_orjson)([{"v": value}])
+        assert json.loads(body.decode("utf-8")) == [{"v": expected}]
+
+
+def test_encoder_is_compact_utf8_json(encode: Callable[[Any], bytes]) -> None:
     """The encoder writes compact JSON with non-ASCII text as UTF-8."""
-    body = make_encoder()([{"values": {"name": "café", "n": 1}}])
+    body = encode([{"values": {"name": "café", "n": 1}}])
     assert body == '[{"values":{"name":"café","n":1}}]'.encode()
 
 
-def test_encoder_fast_path_keeps_finite_floats() -> None:
+def test_encoder_fast_path_keeps_finite_floats(encode: Callable[[Any], bytes]) -> None:
     """Finite floats keep their value; a non-finite one elsewhere does not disturb them."""
-    encode = make_encoder()
     assert json.loads(encode([{"a": 0.1, "b": math.nan}])) == [{"a": 0.1, "b": None}]
     assert json.loads(encode([{"a": 0.1}])) == [{"a": 0.1}]
 
@@ -287,9 +302,11 @@ def test_dumps_event_matches_encoder() -> None:
     ],
     ids=["date-keyed-dict", "tuple-keyed-dict", "signalling-nan", "lone-surrogate"],
 )
-def test_encoder_always_produces_valid_utf8_json(value: object) -> None:
+def test_encoder_always_produces_valid_utf8_json(
+    encode: Callable[[Any], bytes], value: object
+) -> None:
     """Awkward values (non-string dict keys, sNaN, lone surrogates) still encode to valid JSON."""
-    body = make_encoder()([{"values": {"v": value}, "key": "k"}])
+    body = encode([{"values": {"v": value}, "key": "k"}])
     (event,) = json.loads(body.decode("utf-8"))
     assert event["key"] == "k"
     assert "v" in event["values"]
