@@ -60,6 +60,7 @@ class BatchSender(QueueListener):
         self._q = q  # typed view of self.queue
         #: Set by producers when a full batch is queued, and by flush() and close().
         self.wake = threading.Event()
+        self._halted = False
         self._config = config
         self._deliverer = deliverer
         self._stats = stats
@@ -101,6 +102,8 @@ class BatchSender(QueueListener):
         once a full batch is waiting, so a burst does not cost a thread hand-off per
         event.
         """
+        if self._halted:
+            return None  # the stdlib loop's stop sentinel: close() gave up on us
         batch_due = self._due_at if self._batch else None
         idle_at = self._idle_at
         if batch_due is None and idle_at is None:
@@ -120,6 +123,10 @@ class BatchSender(QueueListener):
             # for the timeout.
             if self._q.empty():
                 self.wake.wait(remaining)
+            try:
+                return self._q.get_nowait()  # what arrived meanwhile joins the batch
+            except queue.Empty:
+                pass
         return _DUE
 
     def handle(self, record: Any) -> None:
@@ -147,7 +154,10 @@ class BatchSender(QueueListener):
         event = self._builder.build(item)
         batch = self._batch
         if not batch:
-            self._due_at = time.monotonic() + self._config.flush_interval
+            # Due flush_interval after the event was logged, not after the sender saw
+            # it: an event that waited in the queue must not wait a full interval more.
+            waited = max(0.0, time.time() - item[3])
+            self._due_at = time.monotonic() + max(0.0, self._config.flush_interval - waited)
         batch.append(event)
         if (
             len(batch) >= self._config.batch_size
@@ -186,6 +196,11 @@ class BatchSender(QueueListener):
         batch, self._batch = self._batch, []
         if batch:
             self._deliverer.deliver(batch)
+
+    def halt(self) -> None:
+        """End the loop at the next dequeue (close() timed out and took the queue)."""
+        self._halted = True
+        self.wake.set()
 
     def has_open_batch(self) -> bool:
         """Whether events are gathered but not yet sent."""

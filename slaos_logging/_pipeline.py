@@ -48,6 +48,7 @@ class Pipeline:
         self._policy = RetryPolicy(config.max_retries, config.backoff_base, config.backoff_cap)
         self._encode = make_encoder()
         self._closed = False
+        self._close_done = threading.Event()
         self.spool: SpoolLink | None = None
         if config.spool_dir is not None:
             self.spool = SpoolLink(config, Stats(), self.reporter, self._policy)
@@ -156,6 +157,10 @@ class Pipeline:
         """Wait until every event enqueued before the call is settled."""
         if os.getpid() != self._pid:
             self.after_fork()
+        if self._closed:
+            # Everything was delivered or given up by close(); a marker queued now,
+            # behind the stop sentinel, would never be answered.
+            return self._close_done.wait(timeout)
         if not self._sender_alive():
             if self.queue.empty() and not self.sender.has_open_batch():
                 return True
@@ -193,6 +198,12 @@ class Pipeline:
             if self._closed:
                 return
             self._closed = True
+        try:
+            self._close()
+        finally:
+            self._close_done.set()
+
+    def _close(self) -> None:
         if os.getpid() != self._pid:
             self.after_fork()
         timeout = self.config.shutdown_timeout
@@ -232,6 +243,11 @@ class Pipeline:
                 break
             if type(item) is tuple:
                 events.append(builder.build(item))
+            elif isinstance(item, FlushMarker):
+                item.done.set()  # its events are settled: spooled or counted below
+        # The stop sentinel went with the queue: tell the thread to end once its
+        # request returns, instead of waiting on an empty queue forever.
+        self.sender.halt()
         kept = self.spool.spill(events) if self.spool is not None and events else 0
         lost = len(events) - kept
         if lost:

@@ -1,0 +1,1 @@
+"""Helpers run in child processes (a script and a multiprocessing target)."""
