@@ -1,23 +1,20 @@
-"""One process's queue, sender thread and HTTP session, and their lifecycle.
+"""One process's queue, sender thread and HTTP session.
 
 Started lazily by the first event; rebuilt in a forked child (the parent's pending
-events stay the parent's); closed by ``close()``, at interpreter exit, or by
-multiprocessing's finalizers in a child that leaves through ``os._exit``.
+events stay the parent's); closed by ``close()`` or by the hooks in ``_lifecycle``.
 """
 
 from __future__ import annotations
 
-import atexit
 import logging
 import os
 import queue
 import secrets
-import sys
 import threading
 import time
-import weakref
 from typing import Any
 
+from . import _lifecycle
 from ._batch import BatchSender, FlushMarker
 from ._config import Config
 from ._deliver import Deliverer, Event
@@ -28,8 +25,6 @@ from ._retry import RetryPolicy
 from ._spooling import SpoolLink
 from ._stats import Stats
 from ._transport import Transport
-
-_LIVE: weakref.WeakSet[Pipeline] = weakref.WeakSet()
 
 
 def _new_prefix() -> str:
@@ -53,7 +48,7 @@ class Pipeline:
         if config.spool_dir is not None:
             self.spool = SpoolLink(config, Stats(), self.reporter, self._policy)
         self._process_state()
-        _LIVE.add(self)
+        _lifecycle.track(self)
         protect_secret(self, config.ingestion_key)
         if self.spool is not None and self.spool.depth():
             self._start()  # events left by an earlier process: deliver them now
@@ -149,7 +144,7 @@ class Pipeline:
                 self._no_thread = True
                 return
             self.started = True
-        _register_multiprocessing_finalizer(self)
+        _lifecycle.close_with_multiprocessing_child(self)
 
     # -- control ----------------------------------------------------------------------
 
@@ -279,44 +274,3 @@ class Pipeline:
     def _after_fork_locked(self) -> None:
         # Nothing of the parent's is closed: its sockets and thread are the parent's.
         self._process_state()
-
-
-def _after_fork_in_child() -> None:
-    for pipeline in list(_LIVE):
-        try:
-            pipeline.after_fork()
-        except Exception:  # a fork must never fail because of us
-            pass
-
-
-def _close_all_at_exit() -> None:
-    for pipeline in list(_LIVE):
-        try:
-            pipeline.close()
-        except Exception:  # exit must go on
-            pass
-
-
-def _register_multiprocessing_finalizer(pipeline: Pipeline) -> None:
-    # A multiprocessing child started by fork leaves through os._exit: atexit never runs
-    # there, multiprocessing's own finalizers do.
-    mp = sys.modules.get("multiprocessing")
-    if mp is None or mp.parent_process() is None:
-        return
-    from multiprocessing import util
-
-    ref = weakref.ref(pipeline)
-    util.Finalize(pipeline, _close_ref, args=(ref,), exitpriority=10)
-
-
-def _close_ref(ref: weakref.ref[Pipeline]) -> None:
-    pipeline = ref()
-    if pipeline is not None:
-        pipeline.close()
-
-
-os.register_at_fork(after_in_child=_after_fork_in_child)
-# Registered after logging's own atexit hook, so it runs first: by the time
-# logging.shutdown() calls flush() (with no timeout), our handlers are already closed
-# within their shutdown_timeout.
-atexit.register(_close_all_at_exit)
