@@ -208,7 +208,10 @@ def build_config(
     ):
         raise ValueError("organization_id must be a string or a zero-argument callable")
     key = key if key is not None else os.environ.get(ENV_KEY) or None
+    # An empty string turns the spool off even when SLAOS_SPOOL_DIR is set.
     spool = spool_dir if spool_dir is not None else os.environ.get(ENV_SPOOL_DIR) or None
+    if spool is not None and not os.fspath(spool):
+        spool = None
     return Config(
         base_url=base_url,
         ingestion_id=ingestion_id,

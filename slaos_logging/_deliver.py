@@ -210,18 +210,19 @@ class Deliverer:
                 "auth",
                 logging.ERROR,
                 "slaOS refused the credentials (%s): the ingestion id or key is wrong, "
-                "or the key was rotated; %d events dropped. Check SLAOS_INGESTION_ID / "
-                "SLAOS_INGESTION_KEY and run `slaos-logging check`",
+                "or the key was rotated; events are being dropped (%d so far, see "
+                "stats()['failed']). Check SLAOS_INGESTION_ID / SLAOS_INGESTION_KEY and run "
+                "`slaos-logging check`",
                 _describe(result),
-                len(events),
+                self._stats.failed,
             )
         else:
             self._reporter.every(
                 f"status:{result.status}",
                 logging.ERROR,
-                "slaOS answered %s; %d events dropped",
+                "slaOS answered %s; events are being dropped (%d so far, see stats()['failed'])",
                 _describe(result),
-                len(events),
+                self._stats.failed,
             )
 
     def _count(self, name: str, n: int) -> None:

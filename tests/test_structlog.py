@@ -22,7 +22,7 @@ def requests_log() -> Iterator[Collect]:
 
 @pytest.fixture
 def recipe() -> Iterator[None]:
-    """The configuration docs/frameworks.md recommends, undone after the test."""
+    """The configuration the README's structlog recipe recommends, undone after the test."""
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

@@ -1,4 +1,9 @@
-"""The ``slaos-logging`` command line: ``serve`` a local receiver, ``report`` SLOs from it.
+"""The ``slaos-logging`` command line.
+
+``serve`` runs a local slaOS-compatible receiver, ``report`` computes per-customer SLOs
+from it, ``send`` backfills JSON-lines log files, ``check`` diagnoses a configuration.
+``Receiver``, ``compute_report`` and ``format_table`` are importable from here for use
+in-process (the quickstart does). Never imported by ``slaos_logging`` itself.
 
 Each command lives in its own module exposing ``add_parser(subparsers)`` (returns the command's
 parser) and ``run(args) -> int``; registering a command is one entry in :data:`_COMMANDS`.
@@ -17,7 +22,10 @@ from typing import Any, Protocol, cast
 from .._version import __version__
 
 __all__ = [
+    "Receiver",
     "build_parser",
+    "compute_report",
+    "format_table",
     "iso_timestamp",
     "main",
     "percentage",
@@ -31,7 +39,7 @@ PROG = "slaos-logging"
 
 # Modules imported lazily, so a command's module can import helpers from this package and a
 # command with optional dependencies costs nothing until it runs.
-_COMMANDS: tuple[str, ...] = ("._receiver", "._report")
+_COMMANDS: tuple[str, ...] = ("._receiver", "._report", "._send", "._check")
 
 
 class _Command(Protocol):
@@ -138,3 +146,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         secret = getattr(args, "ingestion_key", None)
         text = mask_ingest_path(f"unexpected {type(exc).__name__}: {exc}", secret)
         return print_error(text)
+
+
+_LAZY = {
+    "Receiver": "._receiver",
+    "compute_report": "._report",
+    "format_table": "._report",
+}
+
+
+def __getattr__(name: str) -> Any:
+    # Re-exported lazily: the command modules import helpers from this package.
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module, __name__), name)
