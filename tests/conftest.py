@@ -10,6 +10,7 @@ import pytest
 
 from slaos_logging import SlaOSHandler
 
+from .integration_support import Collect, attach
 from .server import RecordingServer
 
 KEY = "sekrit-ingestion-key-0123"
@@ -70,3 +71,15 @@ def app_logger(request: pytest.FixtureRequest) -> Iterator[logging.Logger]:
     yield logger
     for handler in logger.handlers[:]:
         logger.removeHandler(handler)
+
+
+@pytest.fixture
+def requests_log() -> Iterator[Collect]:
+    """Every record logged on ``slaos.requests`` during the test."""
+    yield from attach("slaos.requests")
+
+
+@pytest.fixture
+def diagnostics() -> Iterator[Collect]:
+    """Every record the library logged on ``slaos_logging`` during the test."""
+    yield from attach("slaos_logging")

@@ -22,18 +22,8 @@ from slaos_logging import SlaOSHandler
 from slaos_logging._context import organization_id_var
 from slaos_logging.integrations.asgi import Scope, SlaOSMiddleware, header
 
+from .integration_support import Collect, attach, received, shipping
 from .server import RecordingServer
-from .test_integrations_core import Collect, attach, received, shipping
-
-
-@pytest.fixture
-def requests_log() -> Iterator[Collect]:
-    yield from attach("slaos.requests")
-
-
-@pytest.fixture
-def diagnostics() -> Iterator[Collect]:
-    yield from attach("slaos_logging")
 
 
 @pytest.fixture

@@ -33,20 +33,10 @@ from slaos_logging._context import organization_id_var  # noqa: E402
 from slaos_logging.integrations.django import SlaOSMiddleware  # noqa: E402
 
 from .django_project import urls, views  # noqa: E402
+from .integration_support import Collect, attach, received, shipping  # noqa: E402
 from .server import RecordingServer  # noqa: E402
-from .test_integrations_core import Collect, attach, received, shipping  # noqa: E402
 
 MIDDLEWARE = "slaos_logging.integrations.django.SlaOSMiddleware"
-
-
-@pytest.fixture
-def requests_log() -> Iterator[Collect]:
-    yield from attach("slaos.requests")
-
-
-@pytest.fixture
-def diagnostics() -> Iterator[Collect]:
-    yield from attach("slaos_logging")
 
 
 @pytest.fixture

@@ -14,18 +14,8 @@ from slaos_logging._context import organization_id_var
 from slaos_logging.integrations._core import RequestCore
 from slaos_logging.integrations.flask import SlaOS
 
+from .integration_support import Collect, attach, received, shipping
 from .server import RecordingServer
-from .test_integrations_core import Collect, attach, received, shipping
-
-
-@pytest.fixture
-def requests_log() -> Iterator[Collect]:
-    yield from attach("slaos.requests")
-
-
-@pytest.fixture
-def diagnostics() -> Iterator[Collect]:
-    yield from attach("slaos_logging")
 
 
 @pytest.fixture

@@ -2,81 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import time
-from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
 from slaos_logging._context import organization_id_var
 from slaos_logging.integrations._core import RequestCore
 
-from .server import RecordingServer
-
-
-class Collect(logging.Handler):
-    """Keeps every record, plus the organization current when it was logged."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.records: list[logging.LogRecord] = []
-        self.orgs: list[str | None] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-        self.orgs.append(organization_id_var.get())
-
-
-def attach(name: str) -> Iterator[Collect]:
-    """Collect ``name``'s records at every level until the generator is closed."""
-    handler = Collect()
-    logger = logging.getLogger(name)
-    old_level = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG)
-    try:
-        yield handler
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(old_level)
-
-
-@contextlib.contextmanager
-def shipping(handler: logging.Handler, *names: str) -> Iterator[None]:
-    """Attach a real handler to the ``slaos.requests`` logger (and ``names``) for a block."""
-    loggers = [logging.getLogger(name) for name in ("slaos.requests", *names)]
-    levels = [logger.level for logger in loggers]
-    for logger in loggers:
-        logger.addHandler(handler)
-        logger.setLevel(logging.INFO)
-    try:
-        yield
-    finally:
-        for logger, level in zip(loggers, levels, strict=True):
-            logger.removeHandler(handler)
-            logger.setLevel(level)
-
-
-def received(server: RecordingServer, count: int, timeout: float = 5.0) -> list[dict[str, Any]]:
-    """The events the server accepted, waiting (up to ``timeout``) until there are ``count``."""
-    deadline = time.monotonic() + timeout
-    events = server.events()
-    while len(events) < count and time.monotonic() < deadline:
-        server.wait_for_requests(len(server.requests) + 1, timeout=0.05)
-        events = server.events()
-    return events
-
-
-@pytest.fixture
-def requests_log() -> Iterator[Collect]:
-    yield from attach("slaos.requests")
-
-
-@pytest.fixture
-def diagnostics() -> Iterator[Collect]:
-    yield from attach("slaos_logging")
+from .integration_support import Collect, attach
 
 
 def test_finish_logs_one_record_with_all_fields(requests_log: Collect) -> None:

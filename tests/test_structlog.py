@@ -11,13 +11,8 @@ import structlog
 from slaos_logging import SlaOSHandler
 from slaos_logging._context import organization
 
+from .integration_support import Collect, received, shipping
 from .server import RecordingServer
-from .test_integrations_core import Collect, attach, received, shipping
-
-
-@pytest.fixture
-def requests_log() -> Iterator[Collect]:
-    yield from attach("slaos.requests")
 
 
 @pytest.fixture
