@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import logging
 import os
-import secrets
-import socket
 import sqlite3
 import threading
 import time
@@ -24,36 +22,24 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 
+from ._spool_db import (
+    FILENAME,
+    enforce_bound,
+    free_dead_owners,
+    host_id,
+    is_corrupt,
+    move_aside,
+    new_owner,
+    open_db,
+)
+
 logger = logging.getLogger("slaos_logging")
 
-FILENAME = "slaos-spool.sqlite"
-_SCHEMA_VERSION = 1
 _ERROR_INTERVAL = 10.0
 _FREE_PAGES_TO_VACUUM = 1024
 # Connections abandoned in a forked child are kept alive: closing them there could
 # disturb the parent's locks on the same file, and SQLite forbids using them.
 _INHERITED: list[sqlite3.Connection] = []
-
-_SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS events (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        payload BLOB NOT NULL,
-        size INTEGER NOT NULL,
-        owner TEXT,
-        lease REAL)""",
-    "CREATE INDEX IF NOT EXISTS events_claimed ON events (owner, lease) WHERE owner IS NOT NULL",
-    """CREATE TABLE IF NOT EXISTS totals (
-        id INTEGER PRIMARY KEY CHECK (id = 0),
-        rows INTEGER NOT NULL,
-        bytes INTEGER NOT NULL)""",
-    # Triggers keep the totals exact whichever process inserts or deletes, so the size
-    # bound and depth() never need a scan.
-    """CREATE TRIGGER IF NOT EXISTS events_ins AFTER INSERT ON events BEGIN
-        UPDATE totals SET rows = rows + 1, bytes = bytes + new.size WHERE id = 0; END""",
-    """CREATE TRIGGER IF NOT EXISTS events_del AFTER DELETE ON events BEGIN
-        UPDATE totals SET rows = rows - 1, bytes = bytes - old.size WHERE id = 0; END""",
-)
-
 
 _SPOOLS: weakref.WeakSet[Spool] = weakref.WeakSet()
 
@@ -63,36 +49,6 @@ def _after_fork_in_child() -> None:
     # connection or deadlock on a lock some parent thread held at fork time.
     for spool in list(_SPOOLS):
         spool.reopen_after_fork()
-
-
-class SpoolError(Exception):
-    """A spool failure; only used internally, the public methods never raise."""
-
-
-def _host_id() -> str:
-    """Identify the pid namespace, so pids are only compared where they mean the same."""
-    try:
-        namespace = os.readlink("/proc/self/ns/pid")
-    except OSError:
-        namespace = ""
-    return f"{socket.gethostname()}{namespace}".replace("@", "_").replace("#", "_")
-
-
-def _is_corrupt(exc: BaseException) -> bool:
-    if not isinstance(exc, sqlite3.DatabaseError) or isinstance(exc, sqlite3.OperationalError):
-        return False
-    text = str(exc).lower()
-    return "not a database" in text or "malformed" in text
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True  # e.g. EPERM: it exists, owned by another user
-    return True
 
 
 class Spool:
@@ -126,7 +82,7 @@ class Spool:
         self._conn: sqlite3.Connection | None = None
         self._inode: int | None = None
         self._pid = os.getpid()
-        self._host = _host_id()
+        self._host = host_id()
         self._owner = self._new_owner()
         self._dropped = 0
         self._last_error: dict[str, float] = {}
@@ -158,7 +114,7 @@ class Spool:
                     "INSERT INTO events (payload, size) VALUES (?, ?)",
                     ((bytes(e), len(e)) for e in events),
                 )
-                self._dropped += self._enforce_bound(conn)
+                self._dropped += enforce_bound(conn, self.max_bytes)
             return len(events)
         except Exception as exc:
             self._failed("could not write events to", exc, " They were dropped.")
@@ -171,7 +127,7 @@ class Spool:
         try:
             with self._transaction() as conn:
                 now = time.time()
-                self._free_dead_owners(conn, now)
+                free_dead_owners(conn, self._owner, self._host, now)
                 cursor = conn.execute(
                     "SELECT id, payload FROM events WHERE owner IS NULL OR lease < ?"
                     " ORDER BY id LIMIT ?",
@@ -260,65 +216,34 @@ class Spool:
     # -- internals ---------------------------------------------------------------------
 
     def _new_owner(self) -> str:
-        # Parsed back by _free_dead_owners: "<pid>@<host>#<random>".
-        return f"{os.getpid()}@{self._host}#{secrets.token_hex(6)}"
-
-    def _connect(self) -> sqlite3.Connection:
-        """Open (and if needed create) the file; move a corrupt file aside once."""
-        try:
-            return self._open()
-        except sqlite3.DatabaseError as exc:
-            if not _is_corrupt(exc):
-                raise
-            self._move_aside(exc)
-            return self._open()
+        return new_owner(self._host)
 
     def _open(self) -> sqlite3.Connection:
         # Remember which file we are about to open, so a corrupt one is only moved aside
         # if no other process has replaced it in the meantime.
         with suppress(OSError):
             self._inode = os.stat(self.path).st_ino
-        conn = sqlite3.connect(
-            self.path, timeout=5.0, isolation_level=None, check_same_thread=False
-        )
-        try:
-            conn.execute("PRAGMA auto_vacuum = INCREMENTAL")  # only takes on a new file
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = NORMAL")
-            conn.execute("PRAGMA journal_size_limit = 8388608")  # trim the WAL after big acks
-            conn.execute("BEGIN IMMEDIATE")
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            if version not in (0, _SCHEMA_VERSION):
-                raise SpoolError(f"spool schema version {version} is not supported")
-            for statement in _SCHEMA:
-                conn.execute(statement)
-            if conn.execute("SELECT 1 FROM totals").fetchone() is None:
-                conn.execute(
-                    "INSERT INTO totals (id, rows, bytes)"
-                    " SELECT 0, COUNT(*), COALESCE(SUM(size), 0) FROM events"
-                )
-            conn.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
-            conn.execute("COMMIT")
-            self._inode = os.stat(self.path).st_ino
-        except BaseException:
-            conn.close()
-            raise
+        conn, self._inode = open_db(self.path)
         return conn
 
-    def _move_aside(self, exc: BaseException) -> None:
+    def _connect(self) -> sqlite3.Connection:
+        """Open (and if needed create) the file; move a corrupt file aside once."""
         try:
-            if self._inode is not None and os.stat(self.path).st_ino != self._inode:
-                return  # another process already replaced the corrupt file
-        except FileNotFoundError:
-            return
-        target = f"{self.path}.corrupt-{int(time.time())}"
-        for suffix in ("", "-wal", "-shm"):
-            if os.path.exists(self.path + suffix):
-                os.replace(self.path + suffix, target + suffix)
-        self._report(
-            f"slaos_logging: the spool file {self.path} is unreadable ({exc}); it was moved "
-            f"to {target} and a new spool was started. Events in the old file were not sent."
-        )
+            return self._open()
+        except sqlite3.DatabaseError as exc:
+            if not is_corrupt(exc):
+                raise
+            self._move_aside(exc)
+            return self._open()
+
+    def _move_aside(self, exc: BaseException) -> None:
+        target = move_aside(self.path, self._inode)
+        if target is not None:
+            self._report(
+                f"slaos_logging: the spool file {self.path} is unreadable ({exc}); it was "
+                f"moved to {target} and a new spool was started. Events in the old file "
+                "were not sent."
+            )
 
     @contextmanager
     def _locked(self) -> Iterator[sqlite3.Connection]:
@@ -346,40 +271,6 @@ class Spool:
                 raise
             conn.execute("COMMIT")
 
-    def _free_dead_owners(self, conn: sqlite3.Connection, now: float) -> None:
-        owners = conn.execute(
-            "SELECT DISTINCT owner FROM events WHERE owner IS NOT NULL AND owner != ?"
-            " AND lease >= ?",
-            (self._owner, now),
-        ).fetchall()
-        dead = []
-        for (owner,) in owners:
-            pid, _, rest = str(owner).partition("@")
-            host = rest.rpartition("#")[0]
-            if host == self._host and pid.isdigit() and not _pid_alive(int(pid)):
-                dead.append((owner,))
-        conn.executemany("UPDATE events SET owner = NULL, lease = NULL WHERE owner = ?", dead)
-
-    def _enforce_bound(self, conn: sqlite3.Connection) -> int:
-        """Delete the oldest unclaimed rows until the payload total fits; return how many."""
-        excess = conn.execute("SELECT bytes FROM totals WHERE id = 0").fetchone()[0]
-        excess -= self.max_bytes
-        if excess <= 0:
-            return 0
-        cursor = conn.execute(
-            "SELECT id, size FROM events WHERE owner IS NULL OR lease < ? ORDER BY id",
-            (time.time(),),
-        )
-        doomed: list[tuple[int]] = []
-        for row_id, size in cursor:
-            doomed.append((row_id,))
-            excess -= size
-            if excess <= 0:
-                break
-        cursor.close()
-        conn.executemany("DELETE FROM events WHERE id = ?", doomed)
-        return len(doomed)
-
     def _maybe_shrink(self) -> None:
         """Once the spool is empty, hand its free pages back to the filesystem."""
         with self._locked() as conn:
@@ -390,7 +281,7 @@ class Spool:
                 conn.executescript("PRAGMA incremental_vacuum;")
 
     def _failed(self, action: str, exc: BaseException, consequence: str = "") -> None:
-        if _is_corrupt(exc):
+        if is_corrupt(exc):
             with self._lock:
                 if self._conn is not None and self._pid == os.getpid():
                     with suppress(Exception):
