@@ -24,19 +24,23 @@ from contextlib import contextmanager, suppress
 
 from ._spool_db import (
     FILENAME,
+    SpoolError,
+    claim_rows,
     enforce_bound,
-    free_dead_owners,
     host_id,
     is_corrupt,
     move_aside,
     new_owner,
     open_db,
+    shrink_if_empty,
 )
+
+# Re-exported so callers keep importing the public names from this module.
+__all__ = ["FILENAME", "Spool", "SpoolError"]
 
 logger = logging.getLogger("slaos_logging")
 
 _ERROR_INTERVAL = 10.0
-_FREE_PAGES_TO_VACUUM = 1024
 # Connections abandoned in a forked child are kept alive: closing them there could
 # disturb the parent's locks on the same file, and SQLite forbids using them.
 _INHERITED: list[sqlite3.Connection] = []
@@ -126,26 +130,9 @@ class Spool:
             return []
         try:
             with self._transaction() as conn:
-                now = time.time()
-                free_dead_owners(conn, self._owner, self._host, now)
-                cursor = conn.execute(
-                    "SELECT id, payload FROM events WHERE owner IS NULL OR lease < ?"
-                    " ORDER BY id LIMIT ?",
-                    (now, limit),
+                return claim_rows(
+                    conn, self._owner, self._host, limit, max_bytes, self.lease_seconds
                 )
-                rows: list[tuple[int, bytes]] = []
-                total = 0
-                for row_id, payload in cursor:
-                    total += len(payload)
-                    if rows and total > max_bytes:
-                        break
-                    rows.append((row_id, bytes(payload)))
-                cursor.close()
-                conn.executemany(
-                    "UPDATE events SET owner = ?, lease = ? WHERE id = ?",
-                    ((self._owner, now + self.lease_seconds, r[0]) for r in rows),
-                )
-            return rows
         except Exception as exc:
             self._failed("could not read events from", exc)
             return []
@@ -274,11 +261,7 @@ class Spool:
     def _maybe_shrink(self) -> None:
         """Once the spool is empty, hand its free pages back to the filesystem."""
         with self._locked() as conn:
-            if conn.execute("SELECT rows FROM totals WHERE id = 0").fetchone()[0]:
-                return
-            if conn.execute("PRAGMA freelist_count").fetchone()[0] >= _FREE_PAGES_TO_VACUUM:
-                # executescript steps the pragma to completion; execute() frees one page.
-                conn.executescript("PRAGMA incremental_vacuum;")
+            shrink_if_empty(conn)
 
     def _failed(self, action: str, exc: BaseException, consequence: str = "") -> None:
         if is_corrupt(exc):

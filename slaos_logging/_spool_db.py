@@ -4,12 +4,14 @@ claims and the size bound. ``_spool.Spool`` adds locking, fork handling and erro
 from __future__ import annotations
 
 import os
+import secrets
 import socket
 import sqlite3
 import time
 
 FILENAME = "slaos-spool.sqlite"
 _SCHEMA_VERSION = 1
+_FREE_PAGES_TO_VACUUM = 1024
 
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS events (
@@ -46,6 +48,7 @@ def host_id() -> str:
 
 
 def is_corrupt(exc: BaseException) -> bool:
+    """Whether ``exc`` says the file is damaged, rather than busy, locked or unwritable."""
     if not isinstance(exc, sqlite3.DatabaseError) or isinstance(exc, sqlite3.OperationalError):
         return False
     text = str(exc).lower()
@@ -53,6 +56,7 @@ def is_corrupt(exc: BaseException) -> bool:
 
 
 def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists on this host."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -110,7 +114,7 @@ def move_aside(path: str, inode: int | None) -> str | None:
 
 def new_owner(host: str) -> str:
     """An owner token for claims, parsed back by ``free_dead_owners``."""
-    return f"{os.getpid()}@{host}#{os.urandom(6).hex()}"
+    return f"{os.getpid()}@{host}#{secrets.token_hex(6)}"
 
 
 def free_dead_owners(conn: sqlite3.Connection, owner: str, host: str, now: float) -> None:
@@ -147,3 +151,46 @@ def enforce_bound(conn: sqlite3.Connection, max_bytes: int) -> int:
     cursor.close()
     conn.executemany("DELETE FROM events WHERE id = ?", doomed)
     return len(doomed)
+
+
+def claim_rows(
+    conn: sqlite3.Connection,
+    owner: str,
+    host: str,
+    limit: int,
+    max_bytes: int,
+    lease_seconds: float,
+) -> list[tuple[int, bytes]]:
+    """Lease the oldest claimable rows to ``owner``: at most ``limit`` and ``max_bytes``.
+
+    The first row is always taken, even if alone it exceeds ``max_bytes``. Must run
+    inside a write transaction, so no other process can claim the same rows.
+    """
+    now = time.time()
+    free_dead_owners(conn, owner, host, now)
+    cursor = conn.execute(
+        "SELECT id, payload FROM events WHERE owner IS NULL OR lease < ? ORDER BY id LIMIT ?",
+        (now, limit),
+    )
+    rows: list[tuple[int, bytes]] = []
+    total = 0
+    for row_id, payload in cursor:
+        total += len(payload)
+        if rows and total > max_bytes:
+            break
+        rows.append((row_id, bytes(payload)))
+    cursor.close()
+    conn.executemany(
+        "UPDATE events SET owner = ?, lease = ? WHERE id = ?",
+        ((owner, now + lease_seconds, r[0]) for r in rows),
+    )
+    return rows
+
+
+def shrink_if_empty(conn: sqlite3.Connection) -> None:
+    """Once the spool is empty, hand its free pages back to the filesystem."""
+    if conn.execute("SELECT rows FROM totals WHERE id = 0").fetchone()[0]:
+        return
+    if conn.execute("PRAGMA freelist_count").fetchone()[0] >= _FREE_PAGES_TO_VACUUM:
+        # executescript steps the pragma to completion; execute() frees one page.
+        conn.executescript("PRAGMA incremental_vacuum;")
