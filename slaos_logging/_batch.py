@@ -186,8 +186,12 @@ class BatchSender(QueueListener):
             self._idle_at = None if delay is None else time.monotonic() + delay
 
     def wake_idle_work(self) -> None:
-        """Ask for the idle work to run at the next opportunity (the spool gained events)."""
-        if self._idle_work is not None:
+        """The spool gained events: schedule a drain now, unless one is already scheduled.
+
+        An already scheduled drain keeps its time, so events spilled during an outage
+        do not cut the probes' backoff short.
+        """
+        if self._idle_work is not None and self._idle_at is None:
             self._idle_at = 0.0
             self.wake.set()
 

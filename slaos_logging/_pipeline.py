@@ -93,6 +93,8 @@ class Pipeline:
         self.sender = BatchSender(
             self.queue, config, self.deliverer, self.stats, self.reporter, prefix, drain
         )
+        if link is not None:
+            link.on_stored = self.sender.wake_idle_work
         self._prefix = prefix
 
     # -- application side -------------------------------------------------------------

@@ -16,6 +16,7 @@ import queue
 import random
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from ._config import Config
@@ -46,6 +47,8 @@ class SpoolLink:
         self.spool = Spool(
             config.spool_dir, max_bytes=config.spool_max_bytes, on_error=self._on_error
         )
+        #: Called after events were stored: the pipeline schedules a drain.
+        self.on_stored: Callable[[], None] = lambda: None
         self.reset(stats, "")
 
     def reset(self, stats: Stats, id_prefix: str) -> None:
@@ -138,6 +141,7 @@ class SpoolLink:
         if kept:
             with self._lock:
                 self._stats.spooled += kept
+            self.on_stored()
         return kept
 
     # -- draining: sender thread, when idle ------------------------------------------
