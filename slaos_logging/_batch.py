@@ -61,6 +61,7 @@ class BatchSender(QueueListener):
         #: Set by producers when a full batch is queued, and by flush() and close().
         self.wake = threading.Event()
         self._halted = False
+        self._blocking = False  # the sender is blocked on the queue with no timeout
         self._config = config
         self._deliverer = deliverer
         self._stats = stats
@@ -107,7 +108,16 @@ class BatchSender(QueueListener):
         batch_due = self._due_at if self._batch else None
         idle_at = self._idle_at
         if batch_due is None and idle_at is None:
-            return self._q.get()
+            # wake_idle_work() on another thread puts a _DUE in the queue if it finds us
+            # here; re-checking after raising the flag closes the gap between the two.
+            self._blocking = True
+            if self._idle_at is None:
+                try:
+                    return self._q.get()
+                finally:
+                    self._blocking = False
+            self._blocking = False
+            idle_at = self._idle_at
         try:
             # What is queued joins the open batch before it is sent, and fresh events
             # go before idle work (the spool). A batch still closes at batch_size.
@@ -194,6 +204,8 @@ class BatchSender(QueueListener):
         if self._idle_work is not None and self._idle_at is None:
             self._idle_at = 0.0
             self.wake.set()
+            if self._blocking:
+                self._q.put(_DUE)  # the sender sleeps on the queue itself: wake it there
 
     def send_batch(self) -> None:
         """Deliver the open batch now."""

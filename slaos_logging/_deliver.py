@@ -181,9 +181,8 @@ class Deliverer:
         self._reporter.every(
             "failed",
             logging.ERROR,
-            "gave up on %d slaOS events after %d retries (%s)",
+            "gave up on %d slaOS events (%s); see stats()['failed']",
             lost,
-            self._policy.max_retries,
             _describe(result) if result is not None else "no answer",
         )
 

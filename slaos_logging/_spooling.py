@@ -31,6 +31,8 @@ _WRITE_CHUNK = 1000
 # The overflow buffer must absorb a burst at full logging speed while the writer
 # thread catches up; its own bound keeps memory finite whatever happens to the disk.
 _MIN_OVERFLOW = 10_000
+# How often a sender looks again at rows other processes hold (their lease is 60 s).
+_RECHECK = 30.0
 
 
 class SpoolLink:
@@ -150,7 +152,9 @@ class SpoolLink:
         """Send one batch from the spool; return seconds until the next try, or None."""
         rows = self.spool.claim(self._config.batch_size, self._config.max_batch_bytes)
         if not rows:
-            return None
+            # Rows held by other live processes (or none at all): look again later only
+            # if there are any, so rows of a sibling that dies are not left behind.
+            return _RECHECK if self.spool.depth() else None
         ids = {id(payload): rowid for rowid, payload in rows}
         kept: list[Event] = []
 
