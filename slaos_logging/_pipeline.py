@@ -39,14 +39,13 @@ class Pipeline:
 
     def __init__(self, config: Config) -> None:
         self.config = config
-        self.reporter = Reporter((config.ingestion_key,))
         self._policy = RetryPolicy(config.max_retries, config.backoff_base, config.backoff_cap)
         self._encode = make_encoder()
         self._closed = False
         self._close_done = threading.Event()
         self.spool: SpoolLink | None = None
         if config.spool_dir is not None:
-            self.spool = SpoolLink(config, Stats(), self.reporter, self._policy)
+            self.spool = SpoolLink(config, self._policy)
         self._process_state()
         _lifecycle.track(self)
         protect_secret(self, config.ingestion_key)
@@ -58,6 +57,8 @@ class Pipeline:
         config = self.config
         self._pid = os.getpid()
         self._lock = threading.Lock()
+        # New in a child too: a lock held by a parent thread at fork time stays held.
+        self.reporter = Reporter((config.ingestion_key,))
         self.stats = Stats()
         self._max_queue = config.max_queue_size
         self._batch_size = config.batch_size
@@ -82,7 +83,7 @@ class Pipeline:
         link = self.spool
         drain = None
         if link is not None:
-            link.reset(self.stats, prefix)
+            link.reset(self.stats, self.reporter, prefix)
             self.deliverer.spill = link.spill
             self.deliverer.skip_retries = True
             deliverer = self.deliverer

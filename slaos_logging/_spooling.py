@@ -38,24 +38,24 @@ _RECHECK = 30.0
 class SpoolLink:
     """One pipeline's use of a ``Spool``: writer thread, spill, drain."""
 
-    def __init__(
-        self, config: Config, stats: Stats, reporter: Reporter, policy: RetryPolicy
-    ) -> None:
+    def __init__(self, config: Config, policy: RetryPolicy) -> None:
         assert config.spool_dir is not None
         self._config = config
         self._overflow_cap = max(_MIN_OVERFLOW, config.max_queue_size)
-        self._reporter = reporter
+        # Replaced by the pipeline's own in reset(); this one reports opening errors.
+        self._reporter = Reporter((config.ingestion_key,))
         self._policy = policy
         self.spool = Spool(
             config.spool_dir, max_bytes=config.spool_max_bytes, on_error=self._on_error
         )
         #: Called after events were stored: the pipeline schedules a drain.
         self.on_stored: Callable[[], None] = lambda: None
-        self.reset(stats, "")
+        self.reset(Stats(), self._reporter, "")
 
-    def reset(self, stats: Stats, id_prefix: str) -> None:
+    def reset(self, stats: Stats, reporter: Reporter, id_prefix: str) -> None:
         """Per-process state (called again in a forked child)."""
         self._stats = stats
+        self._reporter = reporter
         self._prefix = id_prefix
         self._overflow: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
