@@ -111,6 +111,25 @@ def lost(stats: dict[str, int]) -> int:
     return sum(stats[name] for name in LOSS) + stats["spool_dropped"]
 
 
+def settle(handler: SlaOSHandler, tally: Tally, total: int, timeout: float = 60) -> dict[str, int]:
+    """Wait until every event arrived or was counted lost and the spool is empty; check it.
+
+    Returns the final stats, after asserting no duplicates and a complete account.
+    """
+
+    def settled() -> bool:
+        now = handler.stats()
+        return tally.update().distinct + lost(now) >= total and now["spool_depth"] == 0
+
+    assert wait_until(settled, timeout), str(handler.stats())
+    assert handler.flush(10)
+    stats = handler.stats()
+    tally.settle()
+    assert tally.duplicates == 0 and tally.conflicts == []
+    assert tally.distinct + lost(stats) == total, stats
+    return stats
+
+
 def paced(log: logging.Logger, seqs: range, per_second: float, **extra: Any) -> None:
     """Log one event per seq, spread evenly at ``per_second`` (a steady application load)."""
     start = time.monotonic()
@@ -279,17 +298,7 @@ def test_outage_with_full_queue(
     assert during["queue_depth"] <= 1000
     server.go_up()
     tally = Tally(server)
-
-    def settled() -> bool:
-        stats = handler.stats()
-        return tally.update().distinct + lost(stats) >= total and stats["spool_depth"] == 0
-
-    assert wait_until(settled, 60), str(handler.stats())
-    assert handler.flush(10)
-    stats = handler.stats()
-    tally.settle()
-    assert tally.duplicates == 0 and tally.conflicts == []
-    assert tally.distinct + lost(stats) == total, stats
+    stats = settle(handler, tally, total)
     if spool:
         assert_exactly_once(tally, set(range(total)))
         assert lost(stats) == 0, stats
@@ -476,17 +485,7 @@ def test_stalled_server_keeps_emit_fast_and_memory_bounded(
     server.responder = None
     server.release.set()
     tally = Tally(server)
-
-    def settled() -> bool:
-        now = handler.stats()
-        return tally.update().distinct + lost(now) >= total and now["spool_depth"] == 0
-
-    assert wait_until(settled, 60), str(handler.stats())
-    assert handler.flush(10)
-    stats = handler.stats()
-    tally.settle()
-    assert tally.duplicates == 0 and tally.conflicts == []
-    assert tally.distinct + lost(stats) == total, stats
+    settle(handler, tally, total)
 
 
 # -- 6. an unusable spool, a full disk -------------------------------------------------
@@ -588,17 +587,7 @@ def test_small_spool_discards_oldest_and_counts_them(
     assert handler.stats()["spool_dropped"] > 0
     server.go_up()
     tally = Tally(server)
-
-    def settled() -> bool:
-        stats = handler.stats()
-        return tally.update().distinct + lost(stats) >= n and stats["spool_depth"] == 0
-
-    assert wait_until(settled, 30), str(handler.stats())
-    assert handler.flush(10)
-    stats = handler.stats()
-    tally.settle()
-    assert tally.distinct + lost(stats) == n, stats
-    assert tally.duplicates == 0
+    stats = settle(handler, tally, n, timeout=30)
     assert stats["failed"] == stats["dropped_shutdown"] == stats["invalid"] == 0, stats
 
 
