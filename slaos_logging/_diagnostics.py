@@ -110,9 +110,6 @@ class _UrlRedactingFilter(logging.Filter):
     def add(self, owner: object, secret: str) -> None:
         self._owners[owner] = secret
 
-    def remove(self, owner: object) -> None:
-        self._owners.pop(owner, None)
-
     def filter(self, record: logging.LogRecord) -> bool:
         secrets = [s for s in list(self._owners.values()) if s]
         if not secrets:
@@ -138,8 +135,3 @@ for _name in _URLLIB3_LOGGERS:
 def protect_secret(owner: object, secret: str) -> None:
     """Redact ``secret`` from urllib3's log records for as long as ``owner`` lives."""
     _url_filter.add(owner, secret)
-
-
-def release_secret(owner: object) -> None:
-    """Stop redacting ``owner``'s secret (it was closed)."""
-    _url_filter.remove(owner)

@@ -65,23 +65,14 @@ def _extra_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
 class Extractor:
     """Builds pending events from log records (or plain mappings) by the handler's rules."""
 
-    __slots__ = ("_default_key", "_events", "_org", "_org_callable", "_value_fields")
+    __slots__ = ("_default_key", "_org", "_org_callable", "_value_fields")
 
     def __init__(self, config: Config) -> None:
-        self._events = config.events
         self._default_key = config.key
         self._value_fields = config.value_fields
         org = config.organization_id
         self._org_callable: Callable[[], object] | None = org if callable(org) else None
         self._org: str | None = org if isinstance(org, str) else None
-
-    def wants(self, record: logging.LogRecord) -> bool:
-        """Whether the record's unformatted message is one of the configured events."""
-        events = self._events
-        if events is None:
-            return True
-        msg = record.msg
-        return isinstance(msg, str) and msg in events
 
     def extract(self, fields: Mapping[str, Any], created: float) -> Pending | str:
         """Return the pending event from a record's ``__dict__``, or a skip reason."""

@@ -238,27 +238,37 @@ def test_value_fields_never_pick_standard_attributes() -> None:
 # -- which records ---------------------------------------------------------------------------
 
 
-def test_wants_without_events_takes_everything() -> None:
+def wanted(handler: SlaOSHandler, rec: logging.LogRecord) -> bool:
+    """Whether the handler takes ``rec`` (rather than counting it skipped)."""
+    rec.organization_id = "o"
+    before = handler.stats()["skipped"]
+    handler.handle(rec)
+    return handler.stats()["skipped"] == before
+
+
+def test_wants_without_events_takes_everything(make_handler) -> None:
     """With events=None every record is wanted, whatever its message."""
-    ex = extractor(key="k")
-    assert ex.wants(record("anything"))
-    assert ex.wants(record({"a": 1}))
+    handler = make_handler(flush_interval=60)
+    assert wanted(handler, record("anything"))
+    assert wanted(handler, record({"a": 1}))
 
 
-def test_wants_matches_unformatted_message() -> None:
+def test_wants_matches_unformatted_message(make_handler) -> None:
     """Only records whose unformatted msg is listed are wanted."""
-    ex = extractor(key="k", events=["request_finished", "job %s done"])
-    assert ex.wants(record("request_finished"))
-    assert not ex.wants(record("request_started"))
+    handler = make_handler(events=["request_finished", "job %s done"], flush_interval=60)
+    assert wanted(handler, record("request_finished"))
+    assert not wanted(handler, record("request_started"))
     rec = record("job %s done")
     rec.args = ("42",)
-    assert ex.wants(rec)
+    assert wanted(handler, rec)
 
 
 @pytest.mark.parametrize("msg", [{"a": 1}, ["request_finished"], None, 5])
-def test_wants_non_hashable_or_non_string_msg(msg: object) -> None:
+def test_wants_non_hashable_or_non_string_msg(make_handler, msg: object) -> None:
     """A dict, list or other non-string msg is simply not wanted (no TypeError)."""
-    assert extractor(key="k", events=["request_finished"]).wants(record(msg)) is False
+    handler = make_handler(events=["request_finished"], flush_interval=60)
+    assert wanted(handler, record(msg)) is False
+    assert handler.stats()["enqueued"] == 0
 
 
 # -- through the pipeline ------------------------------------------------------------------
