@@ -7,27 +7,17 @@ import logging
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
-import pytest
-import requests
-
 from slaos_logging import SlaOSHandler
+
+from .cli_support import free_port, wait_until_healthy
 
 KEY = "e2e-ingestion-key-2468"
 REPO_ROOT = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    """A port that was free a moment ago."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def cli(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -40,20 +30,6 @@ def cli(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProce
         text=True,
         timeout=60,
     )
-
-
-def wait_until_healthy(base: str, proc: subprocess.Popen[str]) -> None:
-    """Poll /v1/health until it answers, failing after a deadline or an early exit."""
-    deadline = time.monotonic() + 15
-    while True:
-        try:
-            if requests.get(f"{base}/v1/health", timeout=1).status_code == 200:
-                return
-        except requests.ConnectionError:
-            assert time.monotonic() < deadline, "receiver did not come up"
-        # Waiting on the process doubles as the poll interval and catches an early exit.
-        with pytest.raises(subprocess.TimeoutExpired):
-            proc.wait(timeout=0.05)
 
 
 def log_line(org: str, status: int, took: float | None, n: int) -> str:

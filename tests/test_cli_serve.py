@@ -8,7 +8,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -19,6 +18,8 @@ import requests
 
 from slaos_logging.cli import main
 from slaos_logging.cli._receiver import Receiver, _is_loopback, mask_ingest_path
+
+from .cli_support import free_port, wait_until_healthy
 
 KEY = "sekrit-key-123"
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -285,13 +286,6 @@ def test_serve_reports_port_in_use(
     assert err[0].startswith("slaos-logging: error: cannot listen on 127.0.0.1:")
 
 
-def free_port() -> int:
-    """A port that was free a moment ago."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_serve_command_end_to_end(tmp_path: Path) -> None:
     """`python -m slaos_logging serve` stores events, exits 0 on SIGTERM, never shows the key."""
     port = free_port()
@@ -311,16 +305,7 @@ def test_serve_command_end_to_end(tmp_path: Path) -> None:
     )
     try:
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                if requests.get(f"{base}/v1/health", timeout=1).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                assert time.monotonic() < deadline, "receiver did not come up"
-            # Waiting on the process doubles as the poll interval and catches an early exit.
-            with pytest.raises(subprocess.TimeoutExpired):
-                proc.wait(timeout=0.05)
+        wait_until_healthy(base, proc)
         with requests.Session() as s:
             response = s.post(f"{base}/v1/ingest/dev/{KEY}", json=[event(n=i) for i in range(3)])
             assert response.json() == {"stored": 3, "duplicates": 0}
