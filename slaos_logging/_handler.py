@@ -113,7 +113,11 @@ class SlaOSHandler(logging.Handler):
             spool_dir=spool_dir,
             spool_max_bytes=spool_max_bytes,
         )
-        super().__init__(level)
+        try:
+            super().__init__(level)
+        except (TypeError, ValueError) as exc:
+            # logging's own "Unknown level: 'NOPE'" does not say which argument it was.
+            raise ValueError(f"level must be a logging level name or number: {exc}") from None
         self._config = config
         self._pipeline = Pipeline(config)
         # Bound once: emit() is paid on every logging call.
