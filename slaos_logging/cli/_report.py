@@ -18,6 +18,7 @@ from typing import Any
 
 from . import iso_timestamp, percentage, positive_seconds, print_error
 from ._store import EventStore, StoreError, parse_timestamp
+from ._terminal import printable
 
 __all__ = ["OrgReport", "add_parser", "compute_report", "format_table", "report_json", "run"]
 
@@ -183,16 +184,14 @@ def format_table(
     latency_target: float,
     width: int = 80,
 ) -> str:
-    """Render the reports as a plain-text table no wider than ``width`` columns."""
+    """Render the reports as a plain-text table no wider than ``width`` columns.
+
+    Two lines above the table say what each SLO measures and its target; organization ids
+    (which come from the events) are shown with control characters escaped.
+    """
     if not reports:
-        return f"no events with key {key!r}"
-    header = [
-        "events",
-        "uptime",
-        f"SLA>={uptime_target:g}%",
-        f"p<{latency_threshold:g}s",
-        f"SLA>{latency_target:g}%",
-    ]
+        return f"no events with key {printable(repr(key))}"
+    header = ["events", "uptime", "uptime SLA", "latency", "latency SLA"]
     cells = [
         [
             str(r.events),
@@ -203,11 +202,13 @@ def format_table(
         ]
         for r in reports
     ]
+    orgs = [printable(r.organization_id) for r in reports]
     widths = [max(len(header[i]), *(len(row[i]) for row in cells)) for i in range(len(header))]
     room = width - sum(widths) - 2 * len(widths)
-    org_width = max(
-        8, min(room, max(len("organization"), *(len(r.organization_id) for r in reports)))
-    )
+    org_width = max(8, min(room, max(len("organization"), *(len(org) for org in orgs))))
+
+    def fit(text: str) -> str:
+        return text if len(text) <= width else text[: width - 3] + "..."
 
     def line(org: str, row: list[str]) -> str:
         if len(org) > org_width:
@@ -219,16 +220,23 @@ def format_table(
         return "  ".join(parts).rstrip()[:width]
 
     total = sum(r.events for r in reports)
-    lines = [f"key {key!r}: {total} events, {len(reports)} organizations"[:width]]
-    lines.append(line("organization", header))
-    lines.extend(line(r.organization_id, row) for r, row in zip(reports, cells, strict=True))
-    for r in reports:
+    lines = [
+        fit(f"key {printable(repr(key))}: {total} events, {len(reports)} organizations"),
+        fit(f"uptime: share of non-5xx status codes; SLA met at >= {uptime_target:g}%"),
+        fit(
+            f"latency: share faster than {latency_threshold:g} s; SLA met above {latency_target:g}%"
+        ),
+        line("organization", header),
+    ]
+    lines.extend(line(org, row) for org, row in zip(orgs, cells, strict=True))
+    for org, r in zip(orgs, reports, strict=True):
         if r.missing_status_code or r.missing_took:
-            note = (
-                f"note: {r.organization_id}: {r.missing_status_code} events without"
-                f" status_code, {r.missing_took} without took (not counted)"
+            lines.append(
+                fit(
+                    f"note: {org}: {r.missing_status_code} events without"
+                    f" status_code, {r.missing_took} without took (not counted)"
+                )
             )
-            lines.append(note if len(note) <= width else note[: width - 3] + "...")
     return "\n".join(lines)
 
 
@@ -298,7 +306,8 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(document, indent=2))
     elif not reports:
         hint = ", ".join(repr(k) for k in known_keys[:5]) or "none"
-        print(f"no events with key {args.key!r} in {args.db} (keys stored: {hint})")
+        text = f"no events with key {args.key!r} in {args.db} (keys stored: {hint})"
+        print(printable(text))
     else:
         table = format_table(
             reports,
