@@ -12,13 +12,13 @@ import ipaddress
 import os
 import signal
 import socket
-import stat
 import sys
 import threading
 from typing import Any, TextIO
 
 from .._config import ENV_INGESTION_ID, ENV_INGESTION_KEY, check_credential
 from . import positive_int, print_error, tcp_port
+from ._credentials import serve_credentials
 from ._http import Handler
 from ._server import Server
 from ._store import EventStore, StoreError
@@ -238,41 +238,6 @@ def add_parser(subparsers: argparse._SubParsersAction[Any]) -> argparse.Argument
     return parser
 
 
-def _credentials(args: argparse.Namespace) -> tuple[str, str]:
-    """The accepted id and key: options, else the environment, else ``dev``.
-
-    Raises:
-        ValueError: The key file cannot be read or is empty, or a value is not URL-safe.
-    """
-    ingestion_id = getattr(args, "ingestion_id", None) or os.environ.get(ENV_INGESTION_ID) or "dev"
-    key_file = getattr(args, "ingestion_key_file", None)
-    if key_file is not None:
-        key = _read_key_file(key_file)
-    else:
-        key = getattr(args, "ingestion_key", None) or os.environ.get(ENV_INGESTION_KEY) or "dev"
-    return check_credential("ingestion_id", ingestion_id), check_credential("ingestion_key", key)
-
-
-def _read_key_file(path: str) -> str:
-    try:
-        with open(path, encoding="utf-8") as stream:
-            mode = os.fstat(stream.fileno()).st_mode
-            key = stream.readline().strip()
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = getattr(exc, "strerror", None) or type(exc).__name__
-        raise ValueError(f"cannot read --ingestion-key-file {path}: {reason}") from None
-    if not key:
-        raise ValueError(f"--ingestion-key-file {path} is empty")
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        print(
-            f"slaos-logging: warning: {printable(path)} is readable by other users; "
-            f"chmod 600 {printable(path)}",
-            file=sys.stderr,
-            flush=True,
-        )
-    return key
-
-
 def run(args: argparse.Namespace) -> int:
     """Run ``serve`` until SIGINT or SIGTERM; 1 when the port or database is unusable."""
     if not _is_loopback(args.host):
@@ -283,9 +248,16 @@ def run(args: argparse.Namespace) -> int:
             flush=True,
         )
     try:
-        ingestion_id, ingestion_key = _credentials(args)
+        ingestion_id, ingestion_key = serve_credentials(args)
     except ValueError as exc:
         return print_error(str(exc), status=2)
+    if getattr(args, "ingestion_key", "dev") != "dev":
+        print(
+            "slaos-logging: warning: --ingestion-key is visible to other users of this "
+            f"machine (ps); prefer --ingestion-key-file or {ENV_INGESTION_KEY}",
+            file=sys.stderr,
+            flush=True,
+        )
     receiver = Receiver(
         host=args.host,
         port=args.port,

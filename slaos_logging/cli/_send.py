@@ -15,8 +15,7 @@ import logging
 import os
 import re
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 from .._config import (
@@ -32,6 +31,7 @@ from .._pipeline import Pipeline
 from . import positive_int, print_error
 from ._connection import add_connection_args, config_from_args
 from ._jsonlines import Converter, Tally, pending_events
+from ._progress import Progress
 from ._terminal import printable
 
 __all__ = ["add_parser", "run"]
@@ -202,56 +202,6 @@ def _check_files(paths: list[str]) -> str | None:
     return None
 
 
-class _Progress:
-    """A tqdm bar when stderr is a terminal and tqdm (the ``cli`` extra) is installed, else
-    a plain line every few seconds."""
-
-    def __init__(
-        self, total: int | None, stats: Callable[[], dict[str, int]], enabled: bool
-    ) -> None:
-        self._stats = stats
-        self._enabled = enabled
-        self._bar: Any = None
-        if enabled and sys.stderr.isatty():
-            try:
-                from tqdm import tqdm
-            except ImportError:
-                pass
-            else:
-                self._bar = tqdm(total=total, unit="B", unit_scale=True, file=sys.stderr)
-        self._due = time.monotonic() + (0.2 if self._bar is not None else _PROGRESS_EVERY)
-
-    def _counts(self, tally: Tally) -> dict[str, int]:
-        skipped = sum(tally.skipped.values()) + tally.malformed
-        return {"read": tally.read, "sent": self._stats()["sent"], "skipped": skipped}
-
-    def advance(self, tally: Tally) -> None:
-        """Show progress if it is due (cheap to call for every line)."""
-        if not self._enabled or tally.read % 256 or time.monotonic() < self._due:
-            return
-        bar = self._bar
-        self._due = time.monotonic() + (0.5 if bar is not None else _PROGRESS_EVERY)
-        if bar is not None:
-            bar.set_postfix(_as_text(self._counts(tally)), refresh=False)
-            bar.update(tally.bytes - bar.n)
-        else:
-            text = ", ".join(f"{name} {n}" for name, n in self._counts(tally).items())
-            print(f"slaos-logging send: {text}", file=sys.stderr, flush=True)
-
-    def close(self, tally: Tally) -> None:
-        """Bring the bar to its final figures and leave it on screen."""
-        bar = self._bar
-        if bar is not None:
-            bar.set_postfix(_as_text(self._counts(tally)), refresh=False)
-            bar.update(tally.bytes - bar.n)
-            bar.close()
-
-
-def _as_text(counts: dict[str, int]) -> dict[str, str]:
-    # tqdm would print a count of 100000 as "1e+5".
-    return {name: str(n) for name, n in counts.items()}
-
-
 def run(args: argparse.Namespace) -> int:
     """Run ``send``: 0 when every event was delivered, 1 otherwise, 2 for bad settings."""
     problem = _check_files(args.files)
@@ -284,7 +234,7 @@ def _send(args: argparse.Namespace, config: Config) -> int:
     batch_size = config.batch_size
     total = None if "-" in args.files else sum(os.path.getsize(p) for p in args.files)
     pipeline = Pipeline(config)
-    progress = _Progress(total, pipeline.snapshot, enabled=not args.no_progress)
+    progress = Progress(total, pipeline.snapshot, enabled=not args.no_progress)
     try:
         with _diagnostics_to_stderr():
             for pending in pending_events(args.files, Converter(config), tally, progress.advance):
