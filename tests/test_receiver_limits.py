@@ -68,6 +68,26 @@ def test_wrong_key_is_answered_before_the_body_is_sent(receiver: Receiver) -> No
     assert receiver.store.count() == 0
 
 
+@pytest.mark.parametrize(("key", "expected"), [("wrong-key", b"401"), (KEY, b"100")])
+def test_expect_100_continue_is_refused_for_a_wrong_key(
+    receiver: Receiver, key: str, expected: bytes
+) -> None:
+    """A client that waits for 100 Continue is told 401 instead, and never sends its body."""
+    with socket.create_connection(("127.0.0.1", receiver.port), timeout=20) as sock:
+        sock.sendall(
+            f"POST /v1/ingest/dev/{key} HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+            "Content-Type: application/json\r\nContent-Length: 2\r\n\r\n".encode()
+        )
+        assert status_line(sock).split()[1] == expected
+        if expected == b"100":
+            sock.sendall(b"[]")
+            data = b""
+            while b"HTTP/1.1 200 OK" not in data:
+                chunk = sock.recv(4096)
+                assert chunk, f"no 200 after the body was sent; got {data!r}"
+                data += chunk
+
+
 def test_wrong_key_keeps_a_keep_alive_connection_usable(receiver: Receiver) -> None:
     """After a 401 with a body, the same connection carries the next (right) request."""
     with requests.Session() as session:

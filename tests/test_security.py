@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from slaos_logging import SlaOSHandler
+from slaos_logging import SlaOSHandler, SlaOSWorker
 from slaos_logging._config import Config, build_config, resolve_base_url
 from slaos_logging._diagnostics import protect_secret, redact
 from tests.integration_support import Collect, attach
@@ -153,3 +153,4 @@ def test_repr_of_half_built_handler_never_raises() -> None:
     assert "SlaOSHandler" in repr(bare)
     config = Config.__new__(Config)
     assert "ingestion_key='***'" in repr(config)
+    assert "SlaOSWorker" in repr(SlaOSWorker.__new__(SlaOSWorker))

@@ -81,6 +81,15 @@ class Handler(BaseHTTPRequestHandler):
             phrase = "error"
         self._respond(code, {"detail": phrase}, note=phrase)
 
+    def handle_expect_100(self) -> bool:
+        """Refuse wrong credentials before the client sends its body at all."""
+        match = _INGEST.match(urlsplit(self.path).path)
+        if self.command == "POST" and match and not self._authorized(*match.groups()):
+            self.close_connection = True
+            self._respond(401, {"detail": "invalid ingestion id or key"})
+            return False
+        return super().handle_expect_100()
+
     # -- routing
     def do_GET(self) -> None:
         """Route GET requests."""
@@ -161,7 +170,7 @@ class Handler(BaseHTTPRequestHandler):
         if raw is None:
             return
         try:
-            text = raw.decode(json.detect_encoding(raw))
+            text = raw.decode(json.detect_encoding(raw), "surrogatepass")  # as json.loads
         except UnicodeDecodeError as exc:
             self._respond(400, {"detail": f"body is not valid JSON: {exc.reason}"})
             return
