@@ -1,9 +1,9 @@
 """The receiver's ingestion contract: decoding a body into events and checking each one.
 
-Decoding walks the top-level JSON list one element at a time, so a body is refused as soon
-as it holds more events than the cap, and each event can be checked and turned into its
-stored form before the next is decoded: memory stays close to the body's size, whatever
-the body holds.
+A large body is decoded one element of its top-level list at a time, so it is refused as
+soon as it holds more events than the cap, and each event can be checked and turned into its
+stored form before the next is decoded: memory stays close to the body's size, whatever the
+body holds. A body of up to 1 MB (the library's default batch bound) is decoded in one call.
 """
 
 from __future__ import annotations
@@ -21,6 +21,9 @@ MAX_LISTED_ERRORS = 20
 _MAX_NAMES = 5
 _MAX_NAME_CHARS = 40
 
+# Bodies up to this size are decoded in one call, which is faster; even made of the tiniest
+# items, such a body decodes to a few tens of MB at most. Larger ones go element by element.
+_WHOLE_UP_TO = 1_000_000
 _FIELDS = frozenset({"organization_id", "key", "timestamp", "values", "idempotency_key"})
 _WHITESPACE = json.decoder.WHITESPACE  # type: ignore[attr-defined]
 
@@ -50,6 +53,9 @@ def iter_events(text: str, max_events: int) -> Iterator[object]:
             element past the cap is reached, before it is decoded.
         RecursionError: Nesting too deep to decode.
     """
+    if len(text) <= _WHOLE_UP_TO:
+        yield from _whole(text, max_events)
+        return
     index = _WHITESPACE.match(text, 0).end()
     if not text.startswith("[", index):
         value, end = _DECODER.raw_decode(text, index)
@@ -76,6 +82,17 @@ def iter_events(text: str, max_events: int) -> Iterator[object]:
         if not text.startswith(",", index):
             raise json.JSONDecodeError("Expecting ',' delimiter", text, index)
         index = _WHITESPACE.match(text, index + 1).end()
+
+
+def _whole(text: str, max_events: int) -> list[Any]:
+    value = _DECODER.decode(text)
+    if isinstance(value, dict):
+        return [value]
+    if not isinstance(value, list):
+        raise NotEvents("body must be a JSON event object or a list of them")
+    if len(value) > max_events:
+        raise TooManyEvents(f"more than {max_events} events in one request")
+    return value
 
 
 def _expect_end(text: str, index: int) -> None:
