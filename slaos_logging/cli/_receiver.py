@@ -242,8 +242,8 @@ def run(args: argparse.Namespace) -> int:
     """Run ``serve`` until SIGINT or SIGTERM; 1 when the port or database is unusable."""
     if not _is_loopback(args.host):
         print(
-            f"slaos-logging: warning: {args.host} is not a loopback address; the receiver "
-            "speaks plain HTTP and ingestion URLs carry the key",
+            f"slaos-logging: warning: {printable(args.host)} is not a loopback address; the "
+            "receiver speaks plain HTTP and ingestion URLs carry the key",
             file=sys.stderr,
             flush=True,
         )
@@ -276,7 +276,8 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         reason = exc.strerror or str(exc)
         return print_error(f"cannot listen on {args.host}:{args.port}: {reason}")
-    print(f"slaos-logging receiver listening on {receiver.url} (db: {args.db})", flush=True)
+    where = f"{receiver.url} (db: {printable(args.db)})"
+    print(f"slaos-logging receiver listening on {where}", flush=True)
     stopping = threading.Event()
     previous: dict[signal.Signals, Any] = {}
     if threading.current_thread() is threading.main_thread():
