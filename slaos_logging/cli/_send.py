@@ -155,7 +155,7 @@ def _undelivered(stats: dict[str, int]) -> int:
 
 # The pipeline's messages are written for a program's log, and point to handler.stats() and
 # the SLAOS_* variables; a command-line user has neither handler nor stats, but options.
-_AUTH = re.compile(r"refused the credentials \((.*?)\): the ingestion id or key is wrong", re.S)
+_AUTH = re.compile(r"refused the credentials \((.*?)\)[:;.,]", re.S)
 _STATS_HINT = re.compile(r"[;,]? *see stats\(\)\[['\"]?\w+['\"]?\]")
 
 
