@@ -27,7 +27,7 @@ from ._terminal import mask_ingest_path, printable
 __all__ = ["Receiver", "add_parser", "mask_ingest_path", "run"]
 
 DEFAULT_MAX_EVENTS = 10_000
-DEFAULT_MAX_CONNECTIONS = 64
+DEFAULT_MAX_CONNECTIONS = 128
 _DEFAULT_MAX_BODY = 5_000_000
 
 
