@@ -207,8 +207,8 @@ class SlaOSHandler(logging.Handler):
         return self._pipeline.snapshot()
 
     def __repr__(self) -> str:
-        level = logging.getLevelName(self.level)
-        return (
-            f"<{type(self).__name__} {self._config.masked_endpoint} "
-            f"key={self._config.key!r} ({level})>"
-        )
+        # Never raises, even when __init__ failed half-way (traceback's capture_locals calls it).
+        config = getattr(self, "_config", None)
+        where = config.masked_endpoint if config is not None else "(not configured)"
+        level = logging.getLevelName(getattr(self, "level", logging.NOTSET))
+        return f"<{type(self).__name__} {where} key={getattr(config, 'key', None)!r} ({level})>"

@@ -88,4 +88,5 @@ class SlaOSWorker:
         self.close()
 
     def __repr__(self) -> str:
-        return f"<SlaOSWorker {self._config.masked_endpoint}>"
+        config = getattr(self, "_config", None)  # a half-built worker has a repr too
+        return f"<SlaOSWorker {config.masked_endpoint if config else '(not configured)'}>"
