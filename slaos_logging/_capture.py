@@ -1,0 +1,160 @@
+"""Capture for tests: while a capture is active, events go to lists instead of slaOS.
+
+``slaos_logging.testing.capture_events()`` registers a list in ``ACTIVE``. Every
+``SlaOSHandler.emit`` and ``SlaOSWorker.add_event`` first reads ``ACTIVE`` (one global
+load and a truth test: the whole cost while no capture is on); while it holds a list,
+they hand the record here instead of to their pipeline. Here the record goes through
+the handler's own filter and extractor, then through the sender thread's event
+builder and encoder, and the resulting JSON is decoded into every active list. Nothing
+is queued, so no thread is started and no request is made.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import threading
+from collections.abc import Mapping
+from threading import get_ident
+from typing import TYPE_CHECKING, Any
+
+from ._batch import SENDER_THREADS
+from ._diagnostics import Reporter
+from ._encode import EventBuilder, make_encoder
+from ._extract import REASONS, Extractor, Pending
+from ._pipeline import Pipeline, _new_prefix
+
+if TYPE_CHECKING:
+    from ._handler import SlaOSHandler
+
+#: The list of every active capture, oldest first. Only changed in place, under
+#: ``_lock``: ``_handler`` and ``_worker`` import this very object.
+ACTIVE: list[list[dict[str, Any]]] = []
+
+_OWN_LOGGER = "slaos_logging"
+
+# Guards ACTIVE's changes and the builder (its timestamp cache is not thread-safe).
+_lock = threading.Lock()
+_encode = make_encoder()
+_reporter: Reporter | None = None  # the reporter of the pipeline whose event is built
+
+
+def _bad_timestamp(raw: object) -> None:
+    if _reporter is not None:
+        _reporter.every(
+            "timestamp",
+            logging.WARNING,
+            "unusable timestamp %.60r: used the record's creation time instead",
+            raw,
+        )
+
+
+_builder = EventBuilder(_new_prefix(), itertools.count(), _bad_timestamp)
+
+
+def start(events: list[dict[str, Any]]) -> None:
+    """Make ``events`` receive every event from now on."""
+    global _builder
+    with _lock:
+        if not ACTIVE:
+            # A fresh prefix per outermost capture: a forked child's idempotency keys
+            # then differ from its parent's.
+            _builder = EventBuilder(_new_prefix(), itertools.count(), _bad_timestamp)
+        ACTIVE.append(events)
+
+
+def stop(events: list[dict[str, Any]]) -> None:
+    """Stop filling ``events`` (by identity: two lists may be equal). Idempotent."""
+    with _lock:
+        for index, active in enumerate(ACTIVE):
+            if active is events:
+                del ACTIVE[index]
+                return
+
+
+def capture_record(handler: SlaOSHandler, record: logging.LogRecord) -> bool:
+    """Take a record for the active captures, by the same rules as ``emit()``.
+
+    Returns:
+        ``False`` if no capture was active any more (the caller then ships the record
+        as usual), else ``True``: captured, or skipped as ``emit()`` would skip it.
+    """
+    targets = tuple(ACTIVE)
+    if not targets:
+        return False
+    pipeline: Pipeline = handler._pipeline
+    try:
+        # Mirrors SlaOSHandler.emit (kept out of that hot path on purpose);
+        # tests/test_testing.py checks that both take and skip the same records.
+        events = handler._events
+        if events is not None:
+            try:
+                wanted = record.msg in events
+            except TypeError:
+                wanted = False
+            if not wanted:
+                next(pipeline.stats.skipped)
+                return True
+        elif record.name.startswith(_OWN_LOGGER) or get_ident() in SENDER_THREADS:
+            return True
+        pending = handler._extract(record.__dict__, record.created)
+        if isinstance(pending, str):
+            handler._skip(pending, record)
+            return True
+        _store(pending, targets, pipeline)
+    except Exception as exc:  # nothing may raise into the logging call
+        handler._report_error(exc)
+    return True
+
+
+def capture_mapping(
+    extractor: Extractor, pipeline: Pipeline, event: Mapping[str, Any], created: float
+) -> bool | None:
+    """Take a ``SlaOSWorker.add_event`` event for the active captures.
+
+    Returns:
+        ``None`` if no capture was active any more; else what ``add_event`` returns.
+    """
+    targets = tuple(ACTIVE)
+    if not targets:
+        return None
+    try:
+        if not isinstance(event, Mapping):
+            next(pipeline.stats.skipped)
+            return False
+        pending = extractor.extract(event, created)
+        if isinstance(pending, str):
+            next(pipeline.stats.skipped)
+            pipeline.reporter.once(pending, logging.WARNING, REASONS[pending], "add_event")
+            return False
+        return _store(pending, targets, pipeline)
+    except Exception:  # the application's call must not fail
+        return False
+
+
+def _store(pending: Pending, targets: tuple[list[dict[str, Any]], ...], pipeline: Pipeline) -> bool:
+    """Build and encode the event as the sender thread would; append it to each target."""
+    global _reporter
+    with _lock:
+        _reporter = pipeline.reporter
+        try:
+            event = _builder.build(pending)
+        finally:
+            _reporter = None
+    try:
+        # A one-event batch: the bytes of this event in a request body.
+        body = _encode([event])
+    except Exception as exc:  # an event the sender could not encode is never sent
+        pipeline.reporter.every(
+            "capture_encode",
+            logging.ERROR,
+            "slaos_logging could not encode a captured event (%s: %s): not captured",
+            type(exc).__name__,
+            exc,
+        )
+        return False
+    for target in targets:
+        # Decoded once per list: each capture gets dicts of its own to change.
+        target.append(json.loads(body)[0])
+    return True
