@@ -77,11 +77,11 @@ def capture_record(handler: SlaOSHandler, record: logging.LogRecord) -> bool:
     """Take a record for the active captures, by the same rules as ``emit()``.
 
     Returns:
-        ``False`` if no capture was active any more (the caller then ships the record
-        as usual), else ``True``: captured, or skipped as ``emit()`` would skip it.
+        ``False`` if no capture is active (the caller ships the record as usual), else
+        ``True``: captured, skipped as ``emit()`` would skip it, or, if the last capture
+        ended meanwhile, shipped.
     """
-    targets = tuple(ACTIVE)
-    if not targets:
+    if not ACTIVE:
         return False
     pipeline: Pipeline = handler._pipeline
     try:
@@ -102,7 +102,8 @@ def capture_record(handler: SlaOSHandler, record: logging.LogRecord) -> bool:
         if isinstance(pending, str):
             handler._skip(pending, record)
             return True
-        _store(pending, targets, pipeline)
+        if _store(pending, pipeline) is None:
+            handler._put(pending)
     except Exception as exc:  # nothing may raise into the logging call
         handler._report_error(exc)
     return True
@@ -114,10 +115,9 @@ def capture_mapping(
     """Take a ``SlaOSWorker.add_event`` event for the active captures.
 
     Returns:
-        ``None`` if no capture was active any more; else what ``add_event`` returns.
+        ``None`` if no capture is active; else what ``add_event`` returns.
     """
-    targets = tuple(ACTIVE)
-    if not targets:
+    if not ACTIVE:
         return None
     try:
         if not isinstance(event, Mapping):
@@ -128,33 +128,42 @@ def capture_mapping(
             next(pipeline.stats.skipped)
             pipeline.reporter.once(pending, logging.WARNING, REASONS[pending], "add_event")
             return False
-        return _store(pending, targets, pipeline)
+        stored = _store(pending, pipeline)
+        return pipeline.put(pending) if stored is None else stored
     except Exception:  # the application's call must not fail
         return False
 
 
-def _store(pending: Pending, targets: tuple[list[dict[str, Any]], ...], pipeline: Pipeline) -> bool:
-    """Build and encode the event as the sender thread would; append it to each target."""
+def _store(pending: Pending, pipeline: Pipeline) -> bool | None:
+    """Build and encode the event as the sender thread would; append it to each capture.
+
+    Returns:
+        ``None`` if no capture is active any more (the caller ships the event), else
+        whether the event could be encoded (one that could not is never sent either).
+    """
     global _reporter
+    # One lock from the look at ACTIVE to the last append: once stop() returns, its
+    # list never grows, and an event is captured or shipped, never both or neither.
     with _lock:
+        if not ACTIVE:
+            return None
         _reporter = pipeline.reporter
         try:
             event = _builder.build(pending)
+            # A one-event batch: the bytes of this event in a request body.
+            body = _encode([event])
+        except Exception as exc:
+            pipeline.reporter.every(
+                "capture_encode",
+                logging.ERROR,
+                "slaos_logging could not encode a captured event (%s: %s): not captured",
+                type(exc).__name__,
+                exc,
+            )
+            return False
         finally:
             _reporter = None
-    try:
-        # A one-event batch: the bytes of this event in a request body.
-        body = _encode([event])
-    except Exception as exc:  # an event the sender could not encode is never sent
-        pipeline.reporter.every(
-            "capture_encode",
-            logging.ERROR,
-            "slaos_logging could not encode a captured event (%s: %s): not captured",
-            type(exc).__name__,
-            exc,
-        )
-        return False
-    for target in targets:
-        # Decoded once per list: each capture gets dicts of its own to change.
-        target.append(json.loads(body)[0])
+        for target in ACTIVE:
+            # Decoded once per capture: each gets dicts of its own to change.
+            target.append(json.loads(body)[0])
     return True
