@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -145,3 +146,94 @@ def test_example_suite(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatc
         (pytester.path / name).write_text((EXAMPLES / name).read_text())
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", timeout=60)
     result.assert_outcomes(passed=3)
+
+
+def run(args: list[str | Path], timeout: float, **kwargs: object) -> str:
+    """Run a command; fail with its output if it fails or takes longer than ``timeout``."""
+    done = subprocess.run(
+        [str(a) for a in args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        **kwargs,  # type: ignore[call-overload]
+    )
+    assert done.returncode == 0, f"{args[:4]} failed:\n{done.stdout}\n{done.stderr}"
+    return str(done.stdout)
+
+
+def outer_dependencies(into: Path) -> Path:
+    """Links to this environment's installed packages, except slaos-logging's own files.
+
+    The fresh venv finds pytest, Flask and the runtime dependencies there without a
+    download, and can only find slaos_logging (and its entry point) in the wheel.
+    """
+    into.mkdir()
+    own = ("slaos_logging", "slaos-logging", "__editable__", "_slaos_logging")
+    for site_dir in {Path(p) for p in sys.path if p.endswith("site-packages")}:
+        for entry in site_dir.iterdir():
+            name = entry.name
+            if name.lower().startswith(own) or name.endswith((".pth", ".egg-link")):
+                continue
+            if name == "__pycache__" or (into / name).exists():
+                continue
+            (into / name).symlink_to(entry)
+    return into
+
+
+def test_wheel_in_fresh_venv_runs_example_suite(tmp_path: Path) -> None:
+    """The built wheel, installed in a new venv, brings the plugin: the example suite passes."""
+    root = EXAMPLES.parent
+    source = tmp_path / "source"
+    source.mkdir()
+    for name in ("setup.cfg", "pyproject.toml", "README.md"):
+        (source / name).write_text((root / name).read_text())
+    shutil.copytree(
+        root / "slaos_logging",
+        source / "slaos_logging",
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )
+    wheels = tmp_path / "wheels"
+    # No build isolation and no index: built offline with this environment's setuptools.
+    run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+         "--no-index", "-q", "-w", wheels, source],
+        timeout=50,
+    )  # fmt: skip
+    (wheel,) = wheels.glob("slaos_logging-*.whl")
+
+    venv = tmp_path / "venv"
+    run([sys.executable, "-m", "venv", venv], timeout=50)
+    python = venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+    run([python, "-m", "pip", "install", "--no-index", "--no-deps", "-q", wheel], timeout=50)
+    purelib = run([python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"], 20)
+    deps = outer_dependencies(tmp_path / "deps")
+    # Appended after the venv's own site-packages: the wheel's files come first.
+    (Path(purelib.strip()) / "zz_outer_deps.pth").write_text(f"{deps}\n")
+
+    suite = tmp_path / "suite"
+    suite.mkdir()
+    for name in ("flask_app.py", "test_flask_sla.py"):
+        (suite / name).write_text((EXAMPLES / name).read_text())
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("PYTHONPATH", "PYTEST_DISABLE_PLUGIN_AUTOLOAD", "PYTEST_ADDOPTS")
+        and not k.startswith(("SLAOS_", "PYTEST_XDIST", "VIRTUAL_ENV"))
+    }
+    where = run(
+        [python, "-c",
+         "import importlib.metadata as m, slaos_logging.pytest_plugin as p\n"
+         "print(p.__file__)\n"
+         "print(len([e for e in m.entry_points(group='pytest11') if e.name == 'slaos_logging']))"],
+        timeout=20, cwd=suite, env=env,
+    ).split()  # fmt: skip
+    assert where[0].startswith(str(venv)), f"the plugin was imported from {where[0]}"
+    assert where[1] == "1", "slaos_logging's pytest11 entry point is not there exactly once"
+
+    out = run(
+        [python, "-m", "pytest", "-p", "no:cacheprovider", "-q", "test_flask_sla.py"],
+        timeout=50,
+        cwd=suite,
+        env=env,
+    )
+    assert "3 passed" in out, out
