@@ -15,6 +15,7 @@ import itertools
 import json
 import logging
 import threading
+import time
 from collections.abc import Mapping
 from threading import get_ident
 from typing import TYPE_CHECKING, Any
@@ -27,6 +28,7 @@ from ._pipeline import Pipeline, _new_prefix
 
 if TYPE_CHECKING:
     from ._handler import SlaOSHandler
+    from ._worker import SlaOSWorker
 
 #: The list of every active capture, oldest first. Only changed in place, under
 #: ``_lock``: ``_handler`` and ``_worker`` import this very object.
@@ -78,16 +80,17 @@ def capture_record(handler: SlaOSHandler, record: logging.LogRecord) -> bool:
 
     Returns:
         ``False`` if no capture is active (the caller ships the record as usual), else
-        ``True``: captured, skipped as ``emit()`` would skip it, or, if the last capture
-        ended meanwhile, shipped.
+        ``True``: captured, or skipped as ``emit()`` would skip it (or, if the last
+        capture ended meanwhile, emitted again, now as usual).
     """
     if not ACTIVE:
         return False
     pipeline: Pipeline = handler._pipeline
     try:
         # Mirrors SlaOSHandler.emit (kept out of that hot path on purpose);
-        # tests/test_testing.py checks that both take and skip the same records.
-        events = handler._events
+        # tests/test_testing.py checks that both take and skip the same records. The
+        # configured filter, not emit()'s copy: a disabled handler empties that one.
+        events = handler._config.events
         if events is not None:
             try:
                 wanted = record.msg in events
@@ -103,15 +106,13 @@ def capture_record(handler: SlaOSHandler, record: logging.LogRecord) -> bool:
             handler._skip(pending, record)
             return True
         if _store(pending, pipeline) is None:
-            handler._put(pending)
+            handler.emit(record)  # the last capture ended meanwhile: as if none had been
     except Exception as exc:  # nothing may raise into the logging call
         handler._report_error(exc)
     return True
 
 
-def capture_mapping(
-    extractor: Extractor, pipeline: Pipeline, event: Mapping[str, Any], created: float
-) -> bool | None:
+def capture_mapping(worker: SlaOSWorker, event: Mapping[str, Any]) -> bool | None:
     """Take a ``SlaOSWorker.add_event`` event for the active captures.
 
     Returns:
@@ -119,17 +120,20 @@ def capture_mapping(
     """
     if not ACTIVE:
         return None
+    extractor: Extractor = worker._extractor
+    pipeline: Pipeline = worker._pipeline
     try:
         if not isinstance(event, Mapping):
             next(pipeline.stats.skipped)
             return False
-        pending = extractor.extract(event, created)
+        pending = extractor.extract(event, time.time())
         if isinstance(pending, str):
             next(pipeline.stats.skipped)
             pipeline.reporter.once(pending, logging.WARNING, REASONS[pending], "add_event")
             return False
         stored = _store(pending, pipeline)
-        return pipeline.put(pending) if stored is None else stored
+        # None: the last capture ended meanwhile, so as if none had been.
+        return worker.add_event(event) if stored is None else stored
     except Exception:  # the application's call must not fail
         return False
 

@@ -59,7 +59,7 @@ class SlaOSWorker:
         # slaos_logging.testing.capture_events(): while one is active, the event goes
         # to its list instead (see _capture).
         if CAPTURES:
-            captured = capture_mapping(self._extractor, self._pipeline, event, time.time())
+            captured = capture_mapping(self, event)
             if captured is not None:
                 return captured
         try:

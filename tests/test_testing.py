@@ -329,3 +329,61 @@ def test_level_and_events_filter_respected(flat_logger: logging.Logger) -> None:
         flat_logger.info("other", extra={"organization_id": "acme"})
         flat_logger.info("request_finished", extra={"organization_id": "acme"})
     assert len(events) == 1
+
+
+def test_capture_ending_during_extraction_ships_the_record(
+    make_handler: Make, server: RecordingServer
+) -> None:
+    """A record whose capture ends while it is being extracted is shipped instead, once."""
+    block = capture_events()
+
+    def resolver() -> str:
+        block.__exit__(None, None, None)  # the test's block ends on another thread
+        return "acme"
+
+    handler = make_handler(organization_id=resolver)
+    events = block.__enter__()
+    handler.handle(_record("e", n=1))
+    assert handler.flush(10), "the handler did not flush within 10 s"
+    assert events == []
+    assert [e["values"] for e in received(server, 1)] == [{"n": 1}]
+    assert handler.stats()["enqueued"] == 1
+
+
+def test_worker_capture_ending_during_extraction_ships_the_event(
+    server: RecordingServer,
+) -> None:
+    """The same race for SlaOSWorker.add_event: shipped once, not lost."""
+    block = capture_events()
+
+    def resolver() -> str:
+        block.__exit__(None, None, None)
+        return "acme"
+
+    events = block.__enter__()
+    with SlaOSWorker(server.url, "ingest-id", "worker-key-0123", organization_id=resolver) as w:
+        assert w.add_event({"key": "k", "values": {"n": 2}})
+        assert w.flush(10), "the worker did not flush within 10 s"
+    assert events == []
+    assert [e["values"] for e in received(server, 1)] == [{"n": 2}]
+
+
+def test_handler_without_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With no credentials anywhere: refused today, or, where allowed, a handler that captures."""
+    for name in ("SLAOS_INGESTION_ID", "SLAOS_INGESTION_KEY", "SLAOS_ENABLED"):
+        monkeypatch.delenv(name, raising=False)
+    try:
+        handler = SlaOSHandler(key="rated_api", events=["request_finished"])
+    except ValueError as exc:  # the library's rule until handlers can be built disabled
+        assert "SLAOS_INGESTION_ID" in str(exc)
+        return
+    try:
+        with capture_events() as events:
+            handler.handle(_record("request_finished", organization_id="acme", status_code=500))
+            handler.handle(_record("other", organization_id="acme"))
+        assert [(e["organization_id"], e["values"]) for e in events] == [
+            ("acme", {"status_code": 500})
+        ]
+        assert no_sender_threads()
+    finally:
+        handler.close()
