@@ -14,6 +14,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Mapping
@@ -37,7 +38,18 @@ ACTIVE: list[list[dict[str, Any]]] = []
 _OWN_LOGGER = "slaos_logging"
 
 # Guards ACTIVE's changes and the builder (its timestamp cache is not thread-safe).
-_lock = threading.Lock()
+# Reentrant: encoding calls str() on values, and a __str__ may log an event itself.
+_lock = threading.RLock()
+
+
+def _after_fork_in_child() -> None:
+    # Another thread may have held the lock at fork time. The child keeps capturing
+    # into its copies of the lists: a test's child process must not start sending.
+    global _lock
+    _lock = threading.RLock()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 _encode = make_encoder()
 _reporter: Reporter | None = None  # the reporter of the pipeline whose event is built
 

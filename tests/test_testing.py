@@ -387,3 +387,32 @@ def test_handler_without_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
         assert no_sender_threads()
     finally:
         handler.close()
+
+
+class LogsWhenShown:
+    """A value whose ``__str__`` logs an event itself (a lazy ORM object might)."""
+
+    def __init__(self, handler: SlaOSHandler) -> None:
+        self.handler = handler
+
+    def __str__(self) -> str:
+        self.handler.handle(_record("e", organization_id="nested"))
+        return "shown"
+
+
+def test_value_that_logs_while_encoded_does_not_deadlock(make_handler: Make) -> None:
+    """Encoding a captured event may log another event: both are captured, no deadlock."""
+    handler = make_handler()
+    events: list[dict[str, Any]] = []
+
+    def log() -> None:
+        with capture_events() as captured:
+            handler.handle(_record("e", organization_id="outer", thing=LogsWhenShown(handler)))
+        events.extend(captured)
+
+    thread = threading.Thread(target=log, daemon=True)
+    thread.start()
+    thread.join(10)
+    assert not thread.is_alive(), "capturing deadlocked on a value that logs when encoded"
+    assert sorted(e["organization_id"] for e in events) == ["nested", "outer"]
+    assert [e["values"] for e in events if e["organization_id"] == "outer"] == [{"thing": "shown"}]
