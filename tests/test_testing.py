@@ -6,6 +6,8 @@ import datetime as dt
 import decimal
 import itertools
 import logging
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -416,3 +418,56 @@ def test_value_that_logs_while_encoded_does_not_deadlock(make_handler: Make) -> 
     assert not thread.is_alive(), "capturing deadlocked on a value that logs when encoded"
     assert sorted(e["organization_id"] for e in events) == ["nested", "outer"]
     assert [e["values"] for e in events if e["organization_id"] == "outer"] == [{"thing": "shown"}]
+
+
+FORK_SCRIPT = """
+import logging, os, sys, threading, time
+from slaos_logging import SlaOSHandler
+from slaos_logging.testing import capture_events
+
+handler = SlaOSHandler(
+    host="http://127.0.0.1:9", ingestion_id="id", ingestion_key="key-0123", key="k"
+)
+log = logging.getLogger("forked")
+log.addHandler(handler)
+log.propagate = False
+with capture_events() as events:
+    log.warning("e", extra={"organization_id": "parent"})
+    pid = os.fork()
+    if pid == 0:
+        code = 9
+        try:
+            log.warning("e", extra={"organization_id": "child"})
+            orgs = [e["organization_id"] for e in events]
+            sent = handler.stats()["enqueued"]
+            threads = [t.name for t in threading.enumerate()]
+            code = 0 if (orgs, sent, threads) == (["parent", "child"], 0, ["MainThread"]) else 1
+            if code:
+                print("child:", orgs, sent, threads, flush=True)
+        finally:
+            os._exit(code)
+    deadline = time.monotonic() + 10  # below the test's own timeout
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        time.sleep(0.01)  # polling waitpid: there is no blocking wait with a timeout
+    else:
+        sys.exit("the forked child did not exit within 10 s")
+    log.warning("e", extra={"organization_id": "parent2"})
+assert os.waitstatus_to_exitcode(status) == 0, status
+assert [e["organization_id"] for e in events] == ["parent", "parent2"], events
+assert handler.stats()["enqueued"] == 0
+print("ok")
+"""
+
+
+def test_forked_child_captures_into_its_own_copy() -> None:
+    """A child forked during a capture captures into its copy and sends nothing."""
+    done = subprocess.run(
+        [sys.executable, "-W", "error::DeprecationWarning", "-c", FORK_SCRIPT],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stdout + done.stderr
