@@ -8,13 +8,15 @@ imports it, so pytest stays an optional dependency. Turn it off with
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+from collections.abc import Generator, Iterator
+from typing import Any
 
 import pytest
 
 from .testing import CapturedEvents, capture_events
 
-__all__ = ["slaos_events"]
+__all__ = ["pytest_runtest_makereport", "slaos_events"]
 
 
 @pytest.fixture
@@ -23,8 +25,23 @@ def slaos_events() -> Iterator[CapturedEvents]:
 
     Every ``SlaOSHandler`` and ``SlaOSWorker`` in the process, on any thread, puts the
     events it would have sent here; see ``slaos_logging.testing.capture_events``.
-    Helpers: ``for_org(org)``, ``for_key(key)``, ``values(name)``, ``clear()``,
-    ``len()``, iteration and indexing.
+    Helpers: ``for_org(org)``, ``for_key(key)``, ``where(predicate)``, ``values(name)``,
+    ``organizations()``, ``clear()``, ``len()``, iteration and indexing.
     """
     with capture_events() as events:
         yield CapturedEvents(events)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, Any, None]:
+    """A failed test that used ``slaos_events`` shows them, as a failure shows its logs."""
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()
+    if call.when != "call" or not report.failed:
+        return
+    events = getattr(item, "funcargs", {}).get("slaos_events")
+    if isinstance(events, CapturedEvents) and len(events):
+        lines = (json.dumps(event, ensure_ascii=False) for event in events)
+        report.sections.append(("Captured slaOS events call", "\n".join(lines)))

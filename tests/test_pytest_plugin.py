@@ -237,3 +237,35 @@ def test_wheel_in_fresh_venv_runs_example_suite(tmp_path: Path) -> None:
         env=env,
     )
     assert "3 passed" in out, out
+
+
+def test_failed_test_shows_its_events(pytester: pytest.Pytester) -> None:
+    """Like captured logs, a failing test's captured events are shown in its report."""
+    pytester.makepyfile(
+        test_fails="""
+import logging
+from slaos_logging import SlaOSHandler
+
+handler = SlaOSHandler(
+    host="http://127.0.0.1:9", ingestion_id="id", ingestion_key="key-0123", key="rated_api"
+)
+log = logging.getLogger("inner.failing")
+log.addHandler(handler)
+log.propagate = False
+
+
+def test_wrong_org(slaos_events):
+    log.warning("request_finished", extra={"organization_id": "globex", "status_code": 500})
+    assert slaos_events.organizations() == ["acme"]
+
+
+def test_passes(slaos_events):
+    log.warning("request_finished", extra={"organization_id": "quiet-org"})
+"""
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", timeout=60)
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        ["*Captured slaOS events call*", '*"organization_id": "globex"*"status_code": 500*']
+    )
+    assert "quiet-org" not in result.stdout.str()
