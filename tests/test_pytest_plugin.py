@@ -84,11 +84,19 @@ def test_zz_nothing_left_this_process():
 """
 
 
+@pytest.fixture(autouse=True)
+def plain_pytest_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Inner runs load plugins as an installed package's are, whatever runs this suite."""
+    own = ("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "PYTEST_ADDOPTS", "PYTEST_PLUGINS")
+    for name in list(os.environ):
+        # PYTEST_XDIST_*: this suite may itself run in an xdist worker.
+        if name in own or name.startswith("PYTEST_XDIST_"):
+            monkeypatch.delenv(name)
+
+
 @pytest.fixture
 def inner(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
-    """A pytester directory holding INNER_SUITE; plugins load as an installed package's do."""
-    monkeypatch.delenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", raising=False)
-    monkeypatch.delenv("PYTEST_ADDOPTS", raising=False)
+    """A pytester directory holding INNER_SUITE."""
     monkeypatch.setenv("INNER_PIDS", str(pytester.path / "pids.txt"))
     pytester.makepyfile(test_inner=INNER_SUITE)
     return pytester
@@ -146,9 +154,8 @@ def test_package_import_does_not_import_pytest() -> None:
     subprocess.run([sys.executable, "-c", code], check=True, timeout=30)
 
 
-def test_example_suite(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_example_suite(pytester: pytest.Pytester) -> None:
     """examples/test_flask_sla.py passes, with nothing but the fixture."""
-    monkeypatch.delenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", raising=False)
     for name in ("flask_app.py", "test_flask_sla.py"):
         (pytester.path / name).write_text((EXAMPLES / name).read_text())
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", timeout=60)
