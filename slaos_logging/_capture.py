@@ -4,13 +4,14 @@
 ``SlaOSHandler.emit`` and ``SlaOSWorker.add_event`` first reads ``ACTIVE`` (one global
 load and a truth test: the whole cost while no capture is on); while it holds a list,
 they hand the record here instead of to their pipeline. Here the record goes through
-the handler's own filter and extractor, then through the sender thread's event
-builder and encoder, and the resulting JSON is decoded into every active list. Nothing
-is queued, so no thread is started and no request is made.
+the handler's own ``emit()`` rules and extractor, then through the sender thread's
+event builder and encoder, and the resulting JSON is decoded into every active list.
+Nothing is queued, so no thread is started and no request is made.
 """
 
 from __future__ import annotations
 
+import copy
 import itertools
 import json
 import logging
@@ -18,10 +19,8 @@ import os
 import threading
 import time
 from collections.abc import Mapping
-from threading import get_ident
 from typing import TYPE_CHECKING, Any
 
-from ._batch import SENDER_THREADS
 from ._diagnostics import Reporter
 from ._encode import EventBuilder, make_encoder
 from ._extract import REASONS, Extractor, Pending
@@ -35,7 +34,8 @@ if TYPE_CHECKING:
 #: ``_lock``: ``_handler`` and ``_worker`` import this very object.
 ACTIVE: list[list[dict[str, Any]]] = []
 
-_OWN_LOGGER = "slaos_logging"
+#: Marks the copy of a handler that ``capture_record`` runs ``emit()`` on.
+_TWIN = "_slaos_capture_twin"
 
 # Guards ACTIVE's changes and the builder (its timestamp cache is not thread-safe).
 # Reentrant: encoding calls str() on values, and a __str__ may log an event itself.
@@ -88,36 +88,36 @@ def stop(events: list[dict[str, Any]]) -> None:
 
 
 def capture_record(handler: SlaOSHandler, record: logging.LogRecord) -> bool:
-    """Take a record for the active captures, by the same rules as ``emit()``.
+    """Take a record for the active captures, by ``emit()``'s own rules.
+
+    ``emit()`` itself runs, on a shallow copy of the handler whose queue is the
+    captures: whatever ``emit()`` does to a record (its filter, structlog's event
+    dicts, the extraction), a captured record gets the same.
 
     Returns:
-        ``False`` if no capture is active (the caller ships the record as usual), else
-        ``True``: captured, or skipped as ``emit()`` would skip it (or, if the last
-        capture ended meanwhile, emitted again, now as usual).
+        ``False`` if no capture is active, or ``handler`` is such a copy (the caller
+        goes on as usual), else ``True``.
     """
-    if not ACTIVE:
+    if not ACTIVE or _TWIN in handler.__dict__:
         return False
     pipeline: Pipeline = handler._pipeline
-    try:
-        # Mirrors SlaOSHandler.emit (kept out of that hot path on purpose);
-        # tests/test_testing.py checks that both take and skip the same records. The
-        # configured filter, not emit()'s copy: a disabled handler empties that one.
-        events = handler._config.events
-        if events is not None:
-            try:
-                wanted = record.msg in events
-            except TypeError:
-                wanted = False
-            if not wanted:
-                next(pipeline.stats.skipped)
-                return True
-        elif record.name.startswith(_OWN_LOGGER) or get_ident() in SENDER_THREADS:
-            return True
-        pending = handler._extract(record.__dict__, record.created)
-        if isinstance(pending, str):
-            handler._skip(pending, record)
-            return True
+    ended: list[Pending] = []
+
+    def put(pending: Pending) -> bool:
         if _store(pending, pipeline) is None:
+            ended.append(pending)
+        return True
+
+    try:
+        twin = copy.copy(handler)
+        twin.__dict__[_TWIN] = True
+        # The configured filter: a disabled handler empties its own copy.
+        twin._events = handler._config.events
+        if "enabled" in twin.__dict__:
+            twin.__dict__["enabled"] = True
+        twin._put = put
+        twin.emit(record)
+        if ended:
             handler.emit(record)  # the last capture ended meanwhile: as if none had been
     except Exception as exc:  # nothing may raise into the logging call
         handler._report_error(exc)
