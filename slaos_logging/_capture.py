@@ -87,6 +87,12 @@ def stop(events: list[dict[str, Any]]) -> None:
                 return
 
 
+def _handler_class() -> type[SlaOSHandler]:
+    from ._handler import SlaOSHandler  # imported late: _handler imports this module
+
+    return SlaOSHandler
+
+
 def capture_record(handler: SlaOSHandler, record: logging.LogRecord) -> bool:
     """Take a record for the active captures, by ``emit()``'s own rules.
 
@@ -116,9 +122,12 @@ def capture_record(handler: SlaOSHandler, record: logging.LogRecord) -> bool:
         if "enabled" in twin.__dict__:
             twin.__dict__["enabled"] = True
         twin._put = put
-        twin.emit(record)
+        # SlaOSHandler's emit, not a subclass's: that one already ran up to its
+        # super().emit() call, which brought the record here.
+        emit = _handler_class().emit
+        emit(twin, record)
         if ended:
-            handler.emit(record)  # the last capture ended meanwhile: as if none had been
+            emit(handler, record)  # the last capture ended meanwhile: as if none had been
     except Exception as exc:  # nothing may raise into the logging call
         handler._report_error(exc)
     return True

@@ -474,3 +474,26 @@ def test_forked_child_captures_into_its_own_copy() -> None:
         timeout=30,
     )
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stdout + done.stderr
+
+
+class Enriching(SlaOSHandler):
+    """A subclass that adds a field, counts its calls, then lets SlaOSHandler emit."""
+
+    calls = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        type(self).calls += 1
+        record.region = "eu"
+        super().emit(record)
+
+
+def test_subclass_emit_runs_once_per_record(server: RecordingServer) -> None:
+    """A subclass's own emit() runs once per captured record, and its additions are kept."""
+    handler = Enriching(host=server.url, ingestion_id="i", ingestion_key="k-0123", key="k")
+    try:
+        with capture_events() as events:
+            handler.handle(_record("e", organization_id="acme"))
+    finally:
+        handler.close()
+    assert Enriching.calls == 1
+    assert [e["values"] for e in events] == [{"region": "eu"}]
