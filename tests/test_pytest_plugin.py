@@ -121,7 +121,9 @@ def test_fixture_under_xdist(inner: pytest.Pytester) -> None:
 
 def test_plugin_can_be_disabled_by_name(inner: pytest.Pytester) -> None:
     """``-p no:slaos_logging`` turns the plugin off: the fixture is then unknown."""
-    result = inner.runpytest_subprocess("-p", "no:slaos_logging", "-p", "no:cacheprovider")
+    result = inner.runpytest_subprocess(
+        "-p", "no:slaos_logging", "-p", "no:cacheprovider", timeout=60
+    )
     result.assert_outcomes(passed=1, errors=4)
     result.stdout.fnmatch_lines(["*fixture 'slaos_events' not found*"])
 
@@ -132,14 +134,14 @@ def test_plugin_by_module_without_autoload(
     """With plugin autoloading off, ``-p slaos_logging.pytest_plugin`` turns it on."""
     monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
     result = inner.runpytest_subprocess(
-        "-p", "slaos_logging.pytest_plugin", "-p", "no:cacheprovider"
+        "-p", "slaos_logging.pytest_plugin", "-p", "no:cacheprovider", timeout=60
     )
     result.assert_outcomes(passed=5)
 
 
 def test_fixture_listed_with_its_help(pytester: pytest.Pytester) -> None:
     """``pytest --fixtures`` shows slaos_events and what it holds."""
-    result = pytester.runpytest_subprocess("--fixtures", "-p", "no:cacheprovider")
+    result = pytester.runpytest_subprocess("--fixtures", "-p", "no:cacheprovider", timeout=60)
     result.stdout.fnmatch_lines(["*slaos_events*", "*events logged during the test*"])
 
 
