@@ -8,6 +8,8 @@ from collections.abc import Iterable
 from threading import get_ident
 
 from ._batch import SENDER_THREADS
+from ._capture import ACTIVE as CAPTURES
+from ._capture import capture_record
 from ._config import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_FLUSH_INTERVAL,
@@ -134,6 +136,10 @@ class SlaOSHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         """Extract the event and enqueue it. Never blocks, never raises."""
+        # slaos_logging.testing.capture_events(): while one is active, the event goes
+        # to its list instead. One global read when none is (see _capture).
+        if CAPTURES and capture_record(self, record):
+            return
         # The hot path of every logging call: attribute look-ups and one queue put,
         # nothing formatted, nothing copied but the values.
         try:
