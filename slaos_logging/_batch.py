@@ -10,6 +10,7 @@ due. Batches close at ``batch_size`` events, about ``max_batch_bytes`` of JSON, 
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
 import time
@@ -25,6 +26,10 @@ from ._stats import Stats
 
 #: Idents of every live sender thread: records they log (urllib3's, say) are never shipped.
 SENDER_THREADS: set[int] = set()
+# A forked child has none of its parent's threads, but glibc hands their stacks, and so
+# their idents, to the child's next threads: an inherited ident would make emit() ignore
+# every record of whichever child thread got it. The child's own sender adds itself.
+os.register_at_fork(after_in_child=SENDER_THREADS.clear)
 
 
 class FlushMarker:
