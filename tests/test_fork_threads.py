@@ -32,6 +32,7 @@ def _run(server: RecordingServer, mode: str) -> dict[str, dict[str, int]]:
     out: dict[str, dict[str, int]] = {}
     for line in proc.stdout.splitlines():
         tag, _, stats = line.partition(" ")
+        assert tag in ("child", "parent"), proc.stdout  # a process reported its own failure
         out[tag] = json.loads(stats)
     assert set(out) == {"child", "parent"}, proc.stdout
     return out
