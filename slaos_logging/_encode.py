@@ -122,9 +122,12 @@ class EventBuilder:
                 self._on_bad_timestamp(raw_ts)
                 parsed = self._timestamps.created(created)
             stamp = parsed
+        # Every event takes a number, so that ``enqueued`` (this counter) counts events
+        # that bring their own idempotency key too.
+        number = next(self._seq, 0)
         if idem is None:
             # Unique per emitted record and stable across retries and the spool.
-            idem = f"{self._prefix}{next(self._seq):x}"
+            idem = f"{self._prefix}{number:x}"
         elif idem.__class__ is not str:
             idem = str(idem)
         return {
