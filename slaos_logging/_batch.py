@@ -73,7 +73,9 @@ class BatchSender(QueueListener):
         self._reporter = reporter
         self._batch: list[Event] = []
         self._due_at = 0.0
-        self._builder = EventBuilder(id_prefix, stats.enqueued, self._bad_timestamp)
+        self._builder = EventBuilder(
+            id_prefix, stats.enqueued, self._bad_timestamp, self._name_collision
+        )
         # Called when the queue is idle; returns seconds until it wants to run again
         # (the spool's drain and probe), or None to sleep until an event arrives.
         self._idle_work = idle_work
@@ -188,6 +190,18 @@ class BatchSender(QueueListener):
             logging.WARNING,
             "unusable timestamp %.60r: used the record's creation time instead",
             raw,
+        )
+
+    def _name_collision(self, name: str) -> None:
+        # Once per name: a code path that always logs both spellings would otherwise
+        # repeat it on every event.
+        self._reporter.once(
+            "name_collision:" + name,
+            logging.WARNING,
+            "value names that differ only in characters other than letters, digits, '_' "
+            "and '/' all become %r: the first one's value is kept, the others are dropped "
+            "from values",
+            name,
         )
 
     def _tick(self) -> None:
