@@ -6,13 +6,13 @@ counter (``sent``, ``invalid``, ``failed``, ``dropped_shutdown``) or in the spoo
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from ._deliver_report import describe, report_failed, report_invalid, report_redirect
 from ._diagnostics import Reporter
 from ._retry import RetryPolicy, Verdict, classify
 from ._stats import Stats
@@ -172,7 +172,7 @@ class Deliverer:
             result = self._transport.send(body)
             self._stats.requests += 1
             if result.redirect_host is not None:
-                self._report_redirect(result)
+                report_redirect(self._reporter, result)
             if classify(result.status) is not Verdict.RETRY or not self._policy.allows(retries):
                 return result
             if self.skip_retries:
@@ -182,7 +182,7 @@ class Deliverer:
                     "retry",
                     logging.WARNING,
                     "slaOS did not accept a batch (%s); retrying with backoff",
-                    _describe(result),
+                    describe(result),
                 )
             delay = self._policy.delay(retries, result.retry_after)
             deadline = self.deadline
@@ -194,18 +194,6 @@ class Deliverer:
                 self._closing.wait(delay)
             else:
                 self._abort.wait(delay)
-
-    def _report_redirect(self, result: SendResult) -> None:
-        self._reporter.every(
-            "redirect",
-            logging.ERROR,
-            "the slaOS endpoint answered HTTP %s, a redirect to %s; redirects are never "
-            "followed (they would drop or re-send the events, and could carry the key "
-            "elsewhere). The events are retried, then spooled or counted failed: point "
-            "`host` at the address the redirect names, if you trust it",
-            result.status,
-            result.redirect_host,
-        )
 
     def _give_up(
         self,
@@ -238,51 +226,18 @@ class Deliverer:
             logging.ERROR,
             "gave up on %d slaOS events (%s); see stats()['failed']",
             lost,
-            _describe(result) if result is not None else "no answer",
+            describe(result) if result is not None else "no answer",
         )
 
     def _reject(self, chunk: list[Event], result: SendResult) -> None:
-        if not self._take(chunk):
-            return
-        self._count("invalid", 1)
-        event = chunk[0]
-        if isinstance(event, bytes):
-            event = _loads(event)
-        self._reporter.each(
-            "invalid",
-            logging.WARNING,
-            "slaOS rejected an event as invalid (%s); event: organization_id=%r key=%r "
-            "timestamp=%r values=%.200r",
-            _describe(result),
-            event.get("organization_id"),
-            event.get("key"),
-            event.get("timestamp"),
-            event.get("values"),
-        )
+        if self._take(chunk):
+            self._count("invalid", 1)
+            report_invalid(self._reporter, chunk[0], result)
 
     def _fail(self, events: list[Event], result: SendResult, verdict: Verdict) -> None:
-        if not self._take(events):
-            return
-        self._count("failed", len(events))
-        if verdict is Verdict.AUTH:
-            self._reporter.every(
-                "auth",
-                logging.ERROR,
-                "slaOS refused the credentials (%s): the ingestion id or key is wrong, "
-                "or the key was rotated; events are being dropped (%d so far, see "
-                "stats()['failed']). Check SLAOS_INGESTION_ID / SLAOS_INGESTION_KEY and run "
-                "`slaos-logging check`",
-                _describe(result),
-                self._stats.failed,
-            )
-        else:
-            self._reporter.every(
-                f"status:{result.status}",
-                logging.ERROR,
-                "slaOS answered %s; events are being dropped (%d so far, see stats()['failed'])",
-                _describe(result),
-                self._stats.failed,
-            )
+        if self._take(events):
+            self._count("failed", len(events))
+            report_failed(self._reporter, result, verdict, self._stats.failed)
 
     def count(self, name: str, n: int) -> None:
         """Add ``n`` to the sender-side counter ``name`` (thread-safe)."""
@@ -320,20 +275,7 @@ class Deliverer:
         return events
 
 
-def _loads(payload: bytes) -> dict[str, Any]:
-    try:
-        event = json.loads(payload)
-    except ValueError:
-        return {}
-    return event if isinstance(event, dict) else {}
-
-
 def _halves(events: list[Event]) -> tuple[list[Event], list[Event]]:
     # Pushed onto a stack: second half first, so the first half (older) is sent first.
     middle = len(events) // 2
     return events[middle:], events[:middle]
-
-
-def _describe(result: SendResult) -> str:
-    head = f"HTTP {result.status}" if result.status is not None else "no answer"
-    return f"{head}: {result.detail}" if result.detail else head
