@@ -138,7 +138,7 @@ def india_time() -> Iterator[None]:
 
 @pytest.mark.parametrize(
     "raw",
-    [dt.datetime(2024, 7, 2, 18, 4, 56), "2024-07-02T18:04:56", "2024-07-02 18:04:56.5"],
+    [dt.datetime(2024, 7, 2, 18, 4, 56), "2024-07-02T18:04:56", "2024-07-02 18:04:56.500"],
     ids=["naive-datetime", "iso-without-offset", "iso-space-fraction"],
 )
 def test_naive_timestamp_is_local_time(
