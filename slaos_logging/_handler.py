@@ -132,12 +132,16 @@ class SlaOSHandler(logging.Handler):
             The record emitted, or ``False`` if a filter dropped it.
         """
         if self.filters:
-            for f in self.filters:
-                result = f.filter(record) if hasattr(f, "filter") else f(record)
-                if not result:
-                    return False
-                if isinstance(result, logging.LogRecord):
-                    record = result
+            try:
+                for f in self.filters:
+                    result = f.filter(record) if hasattr(f, "filter") else f(record)
+                    if not result:
+                        return False
+                    if isinstance(result, logging.LogRecord):
+                        record = result
+            except Exception as exc:  # a failing filter must not fail the logging call
+                self._report_error(exc)
+                return False
         self.emit(record)
         return record
 

@@ -79,6 +79,31 @@ def test_callable_filters_chain_their_replacements(
     assert (stats["enqueued"], stats["sent"], stats["skipped"]) == (2, 2, 0)
 
 
+def test_failing_filter_skips_the_record_without_raising(
+    make_handler: MakeHandler,
+    server: RecordingServer,
+    app_logger: logging.Logger,
+    diagnostics: Collect,
+) -> None:
+    """A filter that raises costs its record (counted skipped, reported), not the logging call."""
+
+    def broken(record: logging.LogRecord) -> bool:
+        if getattr(record, "n", None) == 1:
+            raise KeyError("boom")
+        return True
+
+    handler = make_handler()
+    handler.addFilter(broken)
+    app_logger.addHandler(handler)
+    for n in range(3):
+        app_logger.info("request_finished", extra={"organization_id": "o", "n": n})
+    assert handler.flush(5)
+    assert [e["values"] for e in server.events()] == [{"n": 0}, {"n": 2}]
+    stats = handler.stats()
+    assert (stats["enqueued"], stats["sent"], stats["skipped"]) == (2, 2, 1)
+    assert any("KeyError" in r.getMessage() for r in diagnostics.records)
+
+
 def test_record_without_a_name_is_shipped(
     make_handler: MakeHandler, server: RecordingServer
 ) -> None:
