@@ -127,12 +127,29 @@ class SlaOSHandler(logging.Handler):
         self._extract = Extractor(config).extract
         self._put = self._pipeline.put
 
-    def handle(self, record: logging.LogRecord) -> bool:  # type: ignore[override]
-        """Filter and emit without taking the handler lock: ``emit`` is thread-safe."""
-        if self.filters and not self.filter(record):
-            return False
+    def handle(self, record: logging.LogRecord) -> logging.LogRecord | bool:  # type: ignore[override]
+        """Filter and emit without taking the handler lock: ``emit`` is thread-safe.
+
+        A filter may return a replacement record (as Python 3.12 allows, to redact a
+        field without touching the record other handlers see): the record the filters
+        return is the one emitted, on every Python version.
+
+        Returns:
+            The record emitted, or ``False`` if a filter dropped it.
+        """
+        if self.filters:
+            try:
+                for f in self.filters:
+                    result = f.filter(record) if hasattr(f, "filter") else f(record)
+                    if not result:
+                        return False
+                    if isinstance(result, logging.LogRecord):
+                        record = result
+            except Exception as exc:  # a failing filter must not fail the logging call
+                self._report_error(exc)
+                return False
         self.emit(record)
-        return True
+        return record
 
     def emit(self, record: logging.LogRecord) -> None:
         """Extract the event and enqueue it. Never blocks, never raises."""
@@ -152,10 +169,16 @@ class SlaOSHandler(logging.Handler):
                 if not wanted:
                     next(self._pipeline.stats.skipped)
                     return
-            elif record.name.startswith(_OWN_LOGGER) or get_ident() in SENDER_THREADS:
+            else:
                 # Our own diagnostics, or urllib3 talking on a sender thread. (With
                 # `events` set they never match, so the test is only needed here.)
-                return
+                if get_ident() in SENDER_THREADS:
+                    return
+                name = record.name
+                if name.__class__ is not str:  # logging.makeLogRecord() without a name
+                    name = str(name)
+                if name.startswith(_OWN_LOGGER):
+                    return
             pending = self._extract(record.__dict__, record.created)
             if pending.__class__ is str:
                 self._skip(pending, record)  # type: ignore[arg-type]
