@@ -20,9 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def child_env(server: RecordingServer | None = None, **extra: str) -> dict[str, str]:
     """The environment of a child process: the package importable, credentials for ``server``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLAOS_")}
-    env["PYTHONPATH"] = os.pathsep.join(
-        p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p
-    )
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
     env["PYTHONUNBUFFERED"] = "1"
     if server is not None:
         env.update(

@@ -138,7 +138,7 @@ def test_flush_times_out_on_stalled_server(
 def test_close_delivers_queued_events_and_reopens_on_next_record(
     make_handler: MakeHandler, server: RecordingServer, app_logger: logging.Logger
 ) -> None:
-    """close() delivers what was queued; a later record starts a new sender, as FileHandler reopens."""
+    """close() delivers what was queued; a later record starts a new sender (as FileHandler)."""
     handler = make_handler(flush_interval=60)
     app_logger.addHandler(handler)
     _log(app_logger, 5)
