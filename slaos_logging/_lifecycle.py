@@ -28,6 +28,9 @@ class _Closable(Protocol):
 
     def has_thread(self) -> bool: ...
 
+    @property
+    def shutdown_timeout(self) -> float: ...
+
 
 _LIVE: weakref.WeakSet[_Closable] = weakref.WeakSet()
 _ADOPTED: set[_Closable] = set()
@@ -68,11 +71,18 @@ def logging_lock_held() -> bool:
         return False
 
 
-def flush_all(timeout: float) -> bool:
-    """Flush every pipeline of this process, all within ``timeout`` seconds."""
+def flush_all(timeout: float | None = None) -> bool:
+    """Flush every pipeline of this process, all within ``timeout`` seconds.
+
+    Args:
+        timeout: Default: the largest ``shutdown_timeout`` among them.
+    """
+    found = pipelines()
+    if timeout is None:
+        timeout = max((p.shutdown_timeout for p in found), default=0.0)
     deadline = time.monotonic() + timeout
     done = True
-    for pipeline in pipelines():
+    for pipeline in found:
         try:
             done = pipeline.flush(max(0.0, deadline - time.monotonic())) and done
         except Exception:  # a server's shutdown must go on

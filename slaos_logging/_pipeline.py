@@ -207,6 +207,11 @@ class Pipeline:
             done = self.spool.flush(left) and done
         return done
 
+    @property
+    def shutdown_timeout(self) -> float:
+        """Seconds ``close()`` may spend delivering."""
+        return self.config.shutdown_timeout
+
     def has_thread(self) -> bool:
         """Whether a sender thread is running for this pipeline."""
         thread = self.sender.thread

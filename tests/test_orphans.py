@@ -22,10 +22,17 @@ def _senders() -> int:
 def test_worker_created_in_a_function_delivers_at_exit(server: RecordingServer) -> None:
     """A SlaOSWorker dropped when its function returns still delivers all 1,000 events at exit."""
     code = """
+        import os
         from slaos_logging import SlaOSWorker
 
         def report():
-            worker = SlaOSWorker(flush_interval=30, batch_size=5000)
+            worker = SlaOSWorker(
+                os.environ["SLAOS_HOST"],
+                os.environ["SLAOS_INGESTION_ID"],
+                os.environ["SLAOS_INGESTION_KEY"],
+                flush_interval=30,
+                batch_size=5000,
+            )
             for seq in range(1000):
                 worker.add_event({"organization_id": "gc", "key": "rated_api",
                                   "values": {"seq": seq}})
