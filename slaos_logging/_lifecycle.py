@@ -110,9 +110,13 @@ def _after_fork_in_child() -> None:
             pass
 
 
-def _close_all_at_exit() -> None:
-    # From here on a record is delivered on the thread that logs it (no new sender
-    # thread could finish before the interpreter ends).
+def shutdown() -> None:
+    """The process is ending: close every pipeline, and deliver later records at once.
+
+    From here on a record is delivered on the thread that logs it (a new sender thread
+    could not finish before the process ends). Run at exit, and by integrations where a
+    process ends without exit hooks (Celery's pool children, multiprocessing children).
+    """
     for pipeline in pipelines():
         try:
             pipeline.mark_exiting()
@@ -135,11 +139,11 @@ def close_with_multiprocessing_child() -> None:
     from multiprocessing import util
 
     _mp_hook_pid = os.getpid()
-    util.Finalize(None, _close_all_at_exit, exitpriority=10)
+    util.Finalize(None, shutdown, exitpriority=10)
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
 # Registered after logging's own atexit hook (logging is imported first), so it runs
 # first: by the time logging.shutdown() calls flush() and close(), our handlers are
 # already closed within their shutdown_timeout.
-atexit.register(_close_all_at_exit)
+atexit.register(shutdown)
