@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from celery import signals
+from celery import signals  # type: ignore[import-untyped]
 
 from slaos_logging import _lifecycle
 
