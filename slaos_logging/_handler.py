@@ -20,7 +20,7 @@ from ._config import (
     OrganizationSource,
     build_config,
 )
-from ._extract import REASONS, Extractor
+from ._extract import REASONS, Extractor, record_from_event_dict
 from ._pipeline import Pipeline
 from ._shutdown import SHUTDOWN_TIMEOUT, FlushTimeout, warn_if_disabled
 
@@ -152,6 +152,8 @@ class SlaOSHandler(logging.Handler):
         # The hot path of every logging call: attribute look-ups and one queue put,
         # nothing formatted, nothing copied but the values.
         try:
+            if record.msg.__class__ is dict:  # structlog's ProcessorFormatter.wrap_for_formatter
+                record = record_from_event_dict(record)
             events = self._events
             if events is not None:
                 try:
