@@ -129,9 +129,12 @@ def record_from_event_dict(record: logging.LogRecord) -> logging.LogRecord:
 
     ``event`` becomes the message (what ``events=`` matches) and the other keys become
     extras, as ``render_to_log_kwargs`` would have made them. The original record is
-    left untouched for the other handlers (the ``ProcessorFormatter`` renders it).
+    left untouched for the other handlers (the ``ProcessorFormatter`` renders it). Any
+    other record is returned as it is.
     """
-    event_dict: dict[str, Any] = record.msg  # type: ignore[assignment]
+    event_dict = record.msg
+    if event_dict.__class__ is not dict:
+        return record
     fields = {k: v for k, v in record.__dict__.items() if k not in _STRUCTLOG_PRIVATE}
     fields["msg"] = event_dict.get("event")
     fields["args"] = ()

@@ -152,14 +152,13 @@ class SlaOSHandler(logging.Handler):
         # The hot path of every logging call: attribute look-ups and one queue put,
         # nothing formatted, nothing copied but the values.
         try:
-            if record.msg.__class__ is dict:  # structlog's ProcessorFormatter.wrap_for_formatter
-                record = record_from_event_dict(record)
             events = self._events
             if events is not None:
                 try:
                     wanted = record.msg in events
-                except TypeError:  # an unhashable msg is never a configured event
-                    wanted = False
+                except TypeError:  # unhashable: structlog's event dict, else never an event
+                    record = record_from_event_dict(record)
+                    wanted = record.msg.__class__ is str and record.msg in events
                 if not wanted:
                     next(self._pipeline.stats.skipped)
                     return
@@ -167,6 +166,8 @@ class SlaOSHandler(logging.Handler):
                 # Our own diagnostics, or urllib3 talking on a sender thread. (With
                 # `events` set they never match, so the test is only needed here.)
                 return
+            elif record.msg.__class__ is dict:  # structlog's ProcessorFormatter.wrap_for_formatter
+                record = record_from_event_dict(record)
             pending = self._extract(record.__dict__, record.created)
             if pending.__class__ is str:
                 self._skip(pending, record)  # type: ignore[arg-type]
