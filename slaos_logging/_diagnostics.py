@@ -1,7 +1,9 @@
 """The library's own messages: rate-limited, redacted, and never fed back into a handler.
 
 Every message goes to the ``slaos_logging`` logger (which has a ``NullHandler``, so
-an application that configures nothing sees nothing). ``SlaOSHandler`` ignores
+an application that configures nothing sees nothing), except that what the user must
+see (``MUST_SEE``) also reaches stderr once, through ``logging.lastResort``, when no
+handler of the application would show it. ``SlaOSHandler`` ignores
 records from ``slaos_logging*`` loggers, so these can never loop back into it.
 """
 

@@ -193,7 +193,7 @@ class Pipeline:
         if not self.has_thread():
             if self.queue.empty() and not self.sender.has_open_batch():
                 return True
-            return self._drain_here(timeout)
+            return self._drain_here(timeout, bounded=self._exiting or self._no_thread)
         deadline = None if timeout is None else time.monotonic() + timeout
         marker = FlushMarker()
         self.queue.put(marker)
@@ -217,21 +217,23 @@ class Pipeline:
         thread = self.sender.thread
         return self.started and thread is not None and thread.is_alive()
 
-    def _drain_here(self, timeout: float | None) -> bool:
+    def _drain_here(self, timeout: float | None, bounded: bool = True) -> bool:
         # No sender thread (none could be started, or exit began): deliver on this thread.
         limit = -1 if timeout is None else timeout
         if not self._sync_lock.acquire(timeout=limit):
             return False
         try:
-            return self._drain_locked(timeout)
+            return self._drain_locked(timeout, bounded)
         finally:
             self._sync_lock.release()
 
-    def _drain_locked(self, timeout: float | None) -> bool:
+    def _drain_locked(self, timeout: float | None, bounded: bool) -> bool:
         if self._stale:
             self._renew()
         deadline = None if timeout is None else time.monotonic() + timeout
-        if deadline is not None:
+        if deadline is not None and bounded:
+            # Retries must fit in the caller's time. (Not for a plain flush: a sender
+            # thread may take this deliverer over afterwards.)
             self.deliverer.begin_closing(deadline)
         while deadline is None or time.monotonic() < deadline:
             try:

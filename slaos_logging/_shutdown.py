@@ -67,7 +67,7 @@ def put_at_exit(self: Pipeline, pending: Pending) -> bool:
     try:
         before = self.stats.sent
         self.queue.put(pending)
-        self._drain_locked(self.config.shutdown_timeout)
+        self._drain_locked(self.config.shutdown_timeout, bounded=True)
         if self.stats.sent == before:
             self._exit_failed = True
     finally:
