@@ -193,7 +193,10 @@ class Pipeline:
         if not self.has_thread():
             if self.queue.empty() and not self.sender.has_open_batch():
                 return True
-            return self._drain_here(timeout, bounded=self._exiting or self._no_thread)
+            if not self._exiting:
+                self._start()  # (a record's own put() may be starting it right now)
+            if not self.has_thread():  # none can run: deliver on this thread
+                return self._drain_here(timeout)
         deadline = None if timeout is None else time.monotonic() + timeout
         marker = FlushMarker()
         self.queue.put(marker)
@@ -218,7 +221,9 @@ class Pipeline:
         return self.started and thread is not None and thread.is_alive()
 
     def _drain_here(self, timeout: float | None, bounded: bool = True) -> bool:
-        # No sender thread (none could be started, or exit began): deliver on this thread.
+        # No sender thread can run (none could be started, or exit began): deliver on
+        # this thread. Never while a thread may start: two consumers of one queue
+        # would share one open batch.
         limit = -1 if timeout is None else timeout
         if not self._sync_lock.acquire(timeout=limit):
             return False
@@ -228,8 +233,9 @@ class Pipeline:
             self._sync_lock.release()
 
     def _drain_locked(self, timeout: float | None, bounded: bool) -> bool:
-        if self._stale:
-            self._renew()
+        with self._lock:
+            if self._stale:
+                self._renew()
         deadline = None if timeout is None else time.monotonic() + timeout
         if deadline is not None and bounded:
             # Retries must fit in the caller's time. (Not for a plain flush: a sender
@@ -270,6 +276,10 @@ class Pipeline:
         deadline = time.monotonic() + self.config.shutdown_timeout
         self.deliverer.begin_closing(deadline)
         abandoned = False
+        if not self.has_thread() and not self._exiting and not self.queue.empty():
+            # Records are waiting and their put() may be starting a thread right now:
+            # start it here, so that only one thread ever consumes the queue.
+            self._start()
         if self.has_thread():
             self.queue.put(FlushMarker())
             self.release()
@@ -279,6 +289,10 @@ class Pipeline:
             if thread.is_alive():
                 abandon(self)
                 abandoned = True
+            elif self.sender.has_open_batch():
+                # Records logged between our marker and the stop sentinel were gathered
+                # but not sent when the thread ended: send them here.
+                self.sender.send_batch()
         elif self.started or self._no_thread or not self.queue.empty():
             self._drain_here(max(0.0, deadline - time.monotonic()))
             if not self.queue.empty():

@@ -105,3 +105,32 @@ def test_flush_without_timeout_is_bounded_by_shutdown_timeout(
     assert time.monotonic() - start < 10
     assert handler.flush(timeout=None) is True  # explicit: wait until done
     assert handler.stats()["sent"] == 1
+
+
+def test_close_while_threads_log_loses_and_doubles_nothing(
+    make_handler: MakeHandler, server: RecordingServer, app_logger: logging.Logger
+) -> None:
+    """Four threads log while close() runs again and again: every event arrives exactly once."""
+    handler = make_handler(flush_interval=0.05, batch_size=50)
+    app_logger.addHandler(handler)
+    per_thread = 1500
+
+    def produce(name: str) -> None:
+        for seq in range(per_thread):
+            app_logger.info("request_finished", extra={"organization_id": name, "seq": seq})
+
+    threads = [threading.Thread(target=produce, args=(f"t{n}",)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    closes = 0
+    while any(t.is_alive() for t in threads) or closes < 5:
+        handler.close()
+        closes += 1
+    for thread in threads:
+        thread.join(30)
+    handler.close()
+    stats = handler.stats()
+    total = 4 * per_thread
+    assert (stats["enqueued"], stats["sent"], stats["queue_depth"]) == (total, total, 0), stats
+    expected = collections.Counter((f"t{n}", s) for n in range(4) for s in range(per_thread))
+    assert_exactly(server.events(), expected)
