@@ -53,9 +53,13 @@ def put_at_exit(self: Pipeline, pending: Pending) -> bool:
     hold its thread up to ``shutdown_timeout``): spooled, or counted ``dropped_closed``.
     """
     if self._exit_failed or not self._sync_lock.acquire(timeout=self.config.shutdown_timeout):
-        event = EventBuilder(self._prefix, self.stats.enqueued, lambda raw: None).build(pending)
-        if self.spool is not None and self.spool.spill([event]):
-            return True
+        if self.spool is not None:
+            # Numbered (so counted in `enqueued`) only once it is an event we keep.
+            event = EventBuilder(self._prefix, self.stats.enqueued, lambda raw: None)
+            if self.spool.spill([event.build(pending)]):
+                return True
+            self.stats.dropped_shutdown += 1
+            return False
         next(self.stats.dropped_closed)
         self.reporter.alert(
             "closed",

@@ -127,3 +127,21 @@ def test_record_after_exit_hook_is_spooled_when_server_is_down(
         [("early", s) for s in range(20)] + [("late", s) for s in range(3)]
     )
     assert_exactly(wait_for_events(server, 23, timeout=10), expected)
+
+
+def test_records_after_a_failed_exit_delivery_are_counted_dropped_closed(
+    server: RecordingServer,
+) -> None:
+    """Server down at exit, no spool: one late record is tried, the rest count dropped_closed."""
+    server.go_down()
+    code = AFTER_EXIT_HOOK.replace("shutdown_timeout=3", "shutdown_timeout=1, timeout=0.5")
+    done = run_script(code, child_env(server), timeout=40)
+    assert done.returncode == 0, done.stderr
+    stats = json.loads(done.stdout.strip().splitlines()[-1])
+    assert stats["dropped_closed"] == 2
+    assert stats["sent"] == 0
+    assert stats["enqueued"] == 21
+    settled = stats["sent"] + stats["invalid"] + stats["failed"] + stats["dropped_shutdown"]
+    assert stats["enqueued"] == settled, stats
+    shown = [line for line in done.stderr.splitlines() if "dropped_closed" in line]
+    assert len(shown) == 1, done.stderr
