@@ -25,7 +25,7 @@ from ._diagnostics import Reporter, protect_secret
 from ._encode import make_encoder
 from ._extract import Pending
 from ._retry import RetryPolicy
-from ._shutdown import SHUTDOWN_TIMEOUT, Default, FlushTimeout, abandon, orphaned, put_at_exit
+from ._shutdown import SHUTDOWN_TIMEOUT, Default, FlushTimeout, orphaned, put_at_exit, stop
 from ._spooling import SpoolLink
 from ._stats import Stats
 from ._transport import Transport
@@ -268,50 +268,9 @@ class Pipeline:
         if not self._close_lock.acquire(timeout=self.config.shutdown_timeout):
             return  # another thread is closing it, within the same bound
         try:
-            self._stop()
+            stop(self)
         finally:
             self._close_lock.release()
-
-    def _stop(self) -> None:
-        deadline = time.monotonic() + self.config.shutdown_timeout
-        self.deliverer.begin_closing(deadline)
-        abandoned = False
-        if not self.has_thread() and not self._exiting and not self.queue.empty():
-            # Records are waiting and their put() may be starting a thread right now:
-            # start it here, so that only one thread ever consumes the queue.
-            self._start()
-        if self.has_thread():
-            self.queue.put(FlushMarker())
-            self.release()
-            thread = self.sender.thread
-            assert thread is not None
-            thread.join(max(0.0, deadline - time.monotonic()))
-            if thread.is_alive():
-                abandon(self)
-                abandoned = True
-            elif self.sender.has_open_batch():
-                # Records logged between our marker and the stop sentinel were gathered
-                # but not sent when the thread ended: send them here.
-                self.sender.send_batch()
-        elif self.started or self._no_thread or not self.queue.empty():
-            self._drain_here(max(0.0, deadline - time.monotonic()))
-            if not self.queue.empty():
-                abandon(self)
-        if self.spool is not None and not self._spool_closed:
-            self.spool.close(deadline)
-            self._spool_closed = True
-        if not abandoned:
-            self.transport.close()
-        with self._lock:
-            self.started = False
-            self._stale = True
-            # Records that arrived while we waited went in behind the stop sentinel.
-            leftover = not self.queue.empty()
-        if leftover:
-            if self._exiting:
-                self._drain_here(max(0.0, deadline - time.monotonic()))
-            else:
-                self._start()
 
     def release(self) -> None:
         """Let the sender deliver what is queued, then end (without waiting for it)."""

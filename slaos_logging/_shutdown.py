@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 import logging
 import queue
+import time
 from typing import TYPE_CHECKING, Any
 
 from . import _lifecycle
@@ -44,6 +45,49 @@ def warn_if_disabled(config: Config, reporter: Reporter) -> None:
             "ingestion_id= and ingestion_key=): the handler is disabled and sends "
             "nothing. Set both to ship events, or SLAOS_ENABLED=0 to turn it off quietly.",
         )
+
+
+def stop(self: Pipeline) -> None:
+    """close()'s work: deliver within ``shutdown_timeout``, stop the thread, account."""
+    deadline = time.monotonic() + self.config.shutdown_timeout
+    self.deliverer.begin_closing(deadline)
+    abandoned = False
+    if not self.has_thread() and not self._exiting and not self.queue.empty():
+        # Records are waiting and their put() may be starting a thread right now:
+        # start it here, so that only one thread ever consumes the queue.
+        self._start()
+    if self.has_thread():
+        self.queue.put(FlushMarker())
+        self.release()
+        thread = self.sender.thread
+        assert thread is not None
+        thread.join(max(0.0, deadline - time.monotonic()))
+        if thread.is_alive():
+            abandon(self)
+            abandoned = True
+        elif self.sender.has_open_batch():
+            # Records logged between our marker and the stop sentinel were gathered
+            # but not sent when the thread ended: send them here.
+            self.sender.send_batch()
+    elif self.started or self._no_thread or not self.queue.empty():
+        self._drain_here(max(0.0, deadline - time.monotonic()))
+        if not self.queue.empty():
+            abandon(self)
+    if self.spool is not None and not self._spool_closed:
+        self.spool.close(deadline)
+        self._spool_closed = True
+    if not abandoned:
+        self.transport.close()
+    with self._lock:
+        self.started = False
+        self._stale = True
+        # Records that arrived while we waited went in behind the stop sentinel.
+        leftover = not self.queue.empty()
+    if leftover:
+        if self._exiting:
+            self._drain_here(max(0.0, deadline - time.monotonic()))
+        else:
+            self._start()
 
 
 def put_at_exit(self: Pipeline, pending: Pending) -> bool:
