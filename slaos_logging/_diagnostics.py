@@ -127,7 +127,8 @@ class Reporter:
         # Format here so the key can be scrubbed from the finished text, whatever the args held.
         try:
             text = redact(msg % args if args else msg, self._secrets)
-            record = logger.makeRecord(logger.name, level, "(slaos_logging)", 0, text, (), None)
+            path, line, func, _ = logger.findCaller()
+            record = logger.makeRecord(logger.name, level, path, line, text, (), None, func)
             if logger.isEnabledFor(level):
                 logger.handle(record)
             return record
