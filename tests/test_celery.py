@@ -8,12 +8,10 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
+import celery
 
 from .deploy_support import ROOT, assert_exactly, child_env, wait_for_events
 from .server import RecordingServer
-
-celery = pytest.importorskip("celery")
 
 TASKS = 200
 

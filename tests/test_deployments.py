@@ -13,9 +13,6 @@ import pytest
 from .deploy_support import Served, assert_exactly, child_env, free_port, wait_for_events
 from .server import RecordingServer
 
-pytest.importorskip("uvicorn")
-pytest.importorskip("gunicorn")
-
 ASGI_APP = "tests.scripts.deploy_asgi:app"
 WSGI_APP = "tests.scripts.deploy_wsgi:app"
 

@@ -6,6 +6,7 @@ import collections
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import loguru
 import pytest
 
 from slaos_logging import SlaOSHandler
@@ -13,8 +14,6 @@ from slaos_logging.integrations.loguru import sink
 
 from .deploy_support import assert_exactly, child_env, run_script, wait_for_events
 from .server import RecordingServer
-
-loguru = pytest.importorskip("loguru")
 
 
 @pytest.fixture

@@ -7,12 +7,11 @@ import logging
 from collections.abc import Callable, Iterator
 
 import pytest
+import structlog
 
 from slaos_logging import SlaOSHandler
 
 from .server import RecordingServer
-
-structlog = pytest.importorskip("structlog")
 
 
 @pytest.fixture
