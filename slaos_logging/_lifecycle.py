@@ -20,7 +20,9 @@ from typing import Protocol
 class _Closable(Protocol):
     def after_fork(self) -> None: ...
 
-    def close(self) -> None: ...
+    def close(self, until: float | None = None) -> None: ...
+
+    def begin_stop(self, until: float) -> None: ...
 
     def flush(self, timeout: float | None) -> bool: ...
 
@@ -91,10 +93,21 @@ def flush_all(timeout: float | None = None) -> bool:
 
 
 def close_all() -> None:
-    """Close every pipeline of this process (each within its ``shutdown_timeout``)."""
-    for pipeline in pipelines():
+    """Close every pipeline of this process, together within the largest ``shutdown_timeout``.
+
+    Every sender is asked to finish first, so they deliver side by side: ten stalled
+    handlers hold the exit up for one ``shutdown_timeout``, not ten.
+    """
+    found = pipelines()
+    until = time.monotonic() + max((p.shutdown_timeout for p in found), default=0.0)
+    for pipeline in found:
         try:
-            pipeline.close()
+            pipeline.begin_stop(until)
+        except Exception:  # exit must go on
+            pass
+    for pipeline in found:
+        try:
+            pipeline.close(until)
         except Exception:  # exit must go on
             pass
 

@@ -251,12 +251,15 @@ class Pipeline:
         self.sender.send_batch()
         return self.queue.empty()
 
-    def close(self) -> None:
+    def close(self, until: float | None = None) -> None:
         """Deliver what is queued within ``shutdown_timeout`` and stop the thread.
 
         Idempotent, and not final: a record logged afterwards starts a new thread.
         Called with the ``logging`` lock held (``dictConfig``), it only wakes the sender
         and returns: waiting there could deadlock.
+
+        Args:
+            until: A ``time.monotonic()`` deadline that may cut ``shutdown_timeout`` short.
         """
         if os.getpid() != self._pid:
             self.after_fork()
@@ -268,9 +271,16 @@ class Pipeline:
         if not self._close_lock.acquire(timeout=self.config.shutdown_timeout):
             return  # another thread is closing it, within the same bound
         try:
-            stop(self)
+            stop(self, until)
         finally:
             self._close_lock.release()
+
+    def begin_stop(self, until: float) -> None:
+        """Ask the sender to deliver what is queued and end, without waiting for it."""
+        if self.has_thread() and not self._stop_sent:
+            self.deliverer.begin_closing(min(until, time.monotonic() + self.shutdown_timeout))
+            self.queue.put(FlushMarker())
+            self.release()
 
     def release(self) -> None:
         """Let the sender deliver what is queued, then end (without waiting for it)."""

@@ -47,9 +47,11 @@ def warn_if_disabled(config: Config, reporter: Reporter) -> None:
         )
 
 
-def stop(self: Pipeline) -> None:
-    """close()'s work: deliver within ``shutdown_timeout``, stop the thread, account."""
+def stop(self: Pipeline, until: float | None = None) -> None:
+    """close()'s work: deliver within ``shutdown_timeout`` (and ``until``), stop, account."""
     deadline = time.monotonic() + self.config.shutdown_timeout
+    if until is not None:
+        deadline = min(deadline, until)
     self.deliverer.begin_closing(deadline)
     abandoned = False
     if not self.has_thread() and not self._exiting and not self.queue.empty():
@@ -57,8 +59,9 @@ def stop(self: Pipeline) -> None:
         # start it here, so that only one thread ever consumes the queue.
         self._start()
     if self.has_thread():
-        self.queue.put(FlushMarker())
-        self.release()
+        if not self._stop_sent:  # (begin_stop() or an orphan's finalizer already asked)
+            self.queue.put(FlushMarker())
+            self.release()
         thread = self.sender.thread
         assert thread is not None
         thread.join(max(0.0, deadline - time.monotonic()))

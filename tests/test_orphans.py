@@ -12,7 +12,7 @@ from slaos_logging import SlaOSWorker
 
 from .conftest import KEY
 from .deploy_support import assert_exactly, child_env, run_script, wait_for_events
-from .server import RecordingServer
+from .server import RecordingServer, Reply
 
 
 def _senders() -> int:
@@ -145,3 +145,28 @@ def test_records_after_a_failed_exit_delivery_are_counted_dropped_closed(
     assert stats["enqueued"] == settled, stats
     shown = [line for line in done.stderr.splitlines() if "dropped_closed" in line]
     assert len(shown) == 1, done.stderr
+
+
+def test_exit_with_several_stalled_handlers_takes_one_shutdown_timeout(
+    server: RecordingServer,
+) -> None:
+    """Four handlers facing a stalled server end together, not one shutdown_timeout each."""
+    server.responder = lambda body: Reply(stall=True)
+    code = """
+        import logging
+        from slaos_logging import SlaOSHandler
+
+        for n in range(4):
+            log = logging.getLogger(f"app{n}")
+            log.setLevel(logging.INFO)
+            log.addHandler(SlaOSHandler(flush_interval=30, shutdown_timeout=3))
+            log.info("request_finished", extra={"organization_id": f"h{n}"})
+    """
+    started = time.monotonic()
+    done = run_script(code, child_env(server), timeout=40)
+    took = time.monotonic() - started
+    server.release.set()
+    assert done.returncode == 0, done.stderr
+    assert server.wait_for_arrivals(4, timeout=5), "not every handler tried to deliver"
+    # One after the other they would need 4 x 3 s; side by side, about 3 s.
+    assert took < 9, f"exit took {took:.1f}s"
