@@ -258,7 +258,8 @@ def build_config(
     elif not ingestion_key:
         raise _missing("ingestion_key", ENV_INGESTION_KEY)
     for name, secret in (("ingestion_id", ingestion_id), ("ingestion_key", ingestion_key)):
-        check_credential(name, secret)
+        if secret:  # absent only when the handler is disabled
+            check_credential(name, secret)
     base_url = resolve_base_url(
         host or os.environ.get(ENV_HOST) or DEFAULT_HOST, allow_insecure_http=allow_insecure_http
     )
