@@ -174,7 +174,7 @@ class SlaOSHandler(logging.Handler):
         """Extract the event and enqueue it. Never blocks, never raises."""
         # slaos_logging.testing.capture_events(): while one is active, the event goes
         # to its list instead. One global read when none is (see _capture).
-        if CAPTURES and capture_record(self, record):
+        if CAPTURES and capture_record(self, record, SlaOSHandler.emit):
             return
         # The hot path of every logging call: attribute look-ups and one queue put,
         # nothing formatted, nothing copied but the values.
