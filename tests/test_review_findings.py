@@ -3,13 +3,29 @@
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
+from slaos_logging import SlaOSHandler
 from slaos_logging._encode import dumps_event
+from slaos_logging.cli import main
 
+from .conftest import KEY
+from .integration_support import Collect
+from .server import RecordingServer, Reply
 from .test_encoding_parity import _encoders
+
+#: Location headers a broken or hostile endpoint may send, and how each must be named.
+ODD_LOCATIONS = [
+    ("unparsable", "http://[::1/x", "an unreadable Location"),
+    ("control-characters", "http://ev\x1b]0;pwned\x07il.example/", "an unreadable Location"),
+    ("huge-host", "http://" + "a" * 60_000 + ".example/", "an unreadable Location"),
+    ("bare-word", "login", "{server}"),
+    ("backslash", "http://evil.example\\@127.0.0.1/", "http://evil.example"),
+]
 
 
 class Real(float):
@@ -56,3 +72,51 @@ def test_a_float_key_beside_its_lookalike_str_key_encodes_identically() -> None:
     event = {"values": {"v": {"1e-07": "str", 1e-07: "float"}, "w": {1e-07: 0}}}
     bodies = {encode([event]) for encode in _encoders()} | {b"[" + dumps_event(event) + b"]"}
     assert len(bodies) == 1, bodies
+
+
+@pytest.mark.parametrize(
+    ("location", "named"), [c[1:] for c in ODD_LOCATIONS], ids=[c[0] for c in ODD_LOCATIONS]
+)
+def test_an_odd_location_is_a_redirect_named_in_one_bounded_line(
+    location: str,
+    named: str,
+    server: RecordingServer,
+    make_handler: Callable[..., SlaOSHandler],
+    app_logger: logging.Logger,
+    diagnostics: Collect,
+) -> None:
+    """A 3xx with an unparsable, huge or odd Location is reported as a redirect, not no answer."""
+    server.responder = lambda body: Reply(status=302, headers={"Location": location}, body=b"")
+    handler = make_handler(max_retries=0)
+    app_logger.addHandler(handler)
+    app_logger.info("request_finished", extra={"organization_id": "acme"})
+    assert handler.flush(10), "flush timed out"
+    stats = handler.stats()
+    assert (stats["enqueued"], stats["sent"], stats["failed"]) == (1, 0, 1)
+    messages = [r.getMessage() for r in diagnostics.records]
+    redirects = [m for m in messages if "answered HTTP 302" in m]
+    assert len(redirects) == 1, messages
+    assert f"a redirect to {named.format(server=server.url)};" in redirects[0]
+    assert all(len(m) < 1000 for m in messages)
+    assert not any("\x1b" in m or KEY in m for m in messages)
+
+
+@pytest.mark.parametrize(
+    ("location", "named"), [c[1:] for c in ODD_LOCATIONS], ids=[c[0] for c in ODD_LOCATIONS]
+)
+def test_check_names_an_odd_redirect_instead_of_crashing(
+    location: str, named: str, server: RecordingServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """check fails each step on an odd Location with one bounded line, and no traceback."""
+    server.responder = lambda body: Reply(status=302, headers={"Location": location}, body=b"")
+    argv = ["check", "--host", server.url, "--ingestion-id", "dev", "--ingestion-key", KEY]
+    assert main(argv) == 1
+    out, err = capsys.readouterr()
+    assert "unexpected" not in out + err
+    expected = f"a redirect to {named.format(server=server.url)}:"
+    health = [line for line in out.splitlines() if line.startswith("health")]
+    credentials = [line for line in out.splitlines() if line.startswith("credentials")]
+    assert len(health) == len(credentials) == 1, out
+    assert expected in health[0] and expected in credentials[0]
+    assert all(len(line) < 1000 for line in out.splitlines())
+    assert KEY not in out + err
