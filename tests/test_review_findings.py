@@ -18,6 +18,8 @@ from .integration_support import Collect
 from .server import RecordingServer, Reply
 from .test_encoding_parity import _encoders
 
+pytest_plugins = ["pytester"]
+
 #: Location headers a broken or hostile endpoint may send, and how each must be named.
 ODD_LOCATIONS = [
     ("unparsable", "http://[::1/x", "an unreadable Location"),
@@ -120,3 +122,33 @@ def test_check_names_an_odd_redirect_instead_of_crashing(
     assert expected in health[0] and expected in credentials[0]
     assert all(len(line) < 1000 for line in out.splitlines())
     assert KEY not in out + err
+
+
+def test_a_failed_test_shows_a_bounded_excerpt_of_its_events(pytester: pytest.Pytester) -> None:
+    """A failing test that captured 5,000 events shows 50 of them and a count, not 5,000 lines."""
+    pytester.makepyfile(
+        test_many="""
+import logging
+from slaos_logging import SlaOSHandler
+
+handler = SlaOSHandler(
+    host="http://127.0.0.1:9", ingestion_id="id", ingestion_key="key-0123", key="rated_api"
+)
+log = logging.getLogger("inner.many")
+log.addHandler(handler)
+log.propagate = False
+
+
+def test_many(slaos_events):
+    for n in range(5000):
+        log.warning("request_finished", extra={"organization_id": "acme", "n": n})
+    assert len(slaos_events) == 0
+"""
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", timeout=120)
+    result.assert_outcomes(failed=1)
+    out = result.stdout.str()
+    shown = [line for line in out.splitlines() if line.startswith('{"organization_id": "acme"')]
+    assert len(shown) == 50
+    assert '"n": 0}' in shown[0] and '"n": 4999}' in shown[-1]
+    assert "4950 more events not shown" in out
