@@ -5,13 +5,16 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 from slaos_logging import SlaOSHandler
 from slaos_logging._encode import dumps_event
 from slaos_logging.cli import main
+from slaos_logging.cli._receiver import Receiver
 
 from .conftest import KEY
 from .integration_support import Collect
@@ -152,3 +155,28 @@ def test_many(slaos_events):
     assert len(shown) == 50
     assert '"n": 0}' in shown[0] and '"n": 4999}' in shown[-1]
     assert "4950 more events not shown" in out
+
+
+UNSTORABLE = [
+    ("infinite-number", b'{"v":1e400}'),
+    ("lone-surrogate-value", b'{"v":"\\udc80"}'),
+    ("lone-surrogate-name", b'{"\\ud800":1}'),
+]
+
+
+@pytest.mark.parametrize("values", [c[1] for c in UNSTORABLE], ids=[c[0] for c in UNSTORABLE])
+def test_serve_refuses_an_unstorable_event_with_400(values: bytes, tmp_path: Path) -> None:
+    """An infinite number or a lone surrogate is a 400 naming the event, not a 500 or bad JSON."""
+    good = b'{"organization_id":"o","key":"k","timestamp":"2024-01-01T00:00:00Z","values":{}}'
+    bad = b'{"organization_id":"o","key":"k","timestamp":"2024-01-01T00:00:00Z","values":%s}' % (
+        values
+    )
+    with Receiver(db_path=tmp_path / "events.sqlite") as receiver:
+        answer = requests.post(receiver.ingest_url, data=b"[%s,%s]" % (good, bad), timeout=30)
+        assert answer.status_code == 400, answer.text
+        assert answer.json()["rejected"] == 1
+        assert answer.json()["detail"][0]["index"] == 1
+        assert receiver.store.count() == 0
+        readback = requests.get(receiver.ingest_url + "/indexed-slis", timeout=30)
+        assert readback.status_code == 200
+        assert readback.json() == []

@@ -24,8 +24,15 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from ._server import Server
-from ._store import Row, encode_row
-from ._validate import MAX_LISTED_ERRORS, NotEvents, TooManyEvents, iter_events, validate_event
+from ._store import Row
+from ._validate import (
+    MAX_LISTED_ERRORS,
+    NotEvents,
+    TooManyEvents,
+    event_row,
+    iter_events,
+    validate_event,
+)
 
 __all__ = ["Handler", "validate_event"]
 
@@ -182,14 +189,14 @@ class Handler(BaseHTTPRequestHandler):
         rejected = 0
         try:
             for index, item in enumerate(iter_events(text, receiver.max_events)):
-                event, reason = validate_event(item)
-                if event is None:
+                row, reason = event_row(item)
+                if row is None:
                     rejected += 1
                     rows.clear()  # nothing of a batch with a bad event is stored
                     if len(errors) < MAX_LISTED_ERRORS:
                         errors.append({"index": index, "reason": reason})
                 elif not rejected:
-                    rows.append(encode_row(event))
+                    rows.append(row)
         except TooManyEvents as exc:
             self._respond(413, {"detail": f"{exc}; split the batch"})
             return
