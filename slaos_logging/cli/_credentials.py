@@ -10,10 +10,9 @@ from __future__ import annotations
 import argparse
 import os
 import stat
-import sys
 
 from .._config import ENV_INGESTION_ID, ENV_INGESTION_KEY, check_credential
-from ._terminal import printable
+from . import print_warning
 
 __all__ = ["serve_credentials"]
 
@@ -44,10 +43,5 @@ def _read_key_file(path: str) -> str:
     if not key:
         raise ValueError(f"--ingestion-key-file {path} is empty")
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        print(
-            f"slaos-logging: warning: {printable(path)} is readable by other users; "
-            f"chmod 600 {printable(path)}",
-            file=sys.stderr,
-            flush=True,
-        )
+        print_warning(f"{path} is readable by other users; chmod 600 {path}")
     return key
