@@ -93,8 +93,8 @@ def _is_loopback(hostname: str) -> bool:
 
 # Characters no base URL needs, each of which has made one URL parser read a different host
 # than another: a backslash (WHATWG parsers treat it as "/"), "@" (userinfo), white space,
-# control characters, "%" (an encoded host).
-_BAD_HOST_CHARS = re.compile(r"[\\@%\s\x00-\x1f\x7f-\x9f]")
+# control characters. "%" (an encoded host) is refused in the host only: a path may hold it.
+_BAD_HOST_CHARS = re.compile(r"[\\@\s\x00-\x1f\x7f-\x9f]")
 
 
 def resolve_base_url(host: str, *, allow_insecure_http: bool = False) -> str:
@@ -109,19 +109,24 @@ def resolve_base_url(host: str, *, allow_insecure_http: bool = False) -> str:
 
     Raises:
         ValueError: The scheme is not http(s); the host is empty or holds a backslash,
-            userinfo (``user@``), white space or a control character; or plain http would
+            userinfo (``user@``), white space, a control character or (in the host name)
+            percent-encoding; or plain http would
             send the ingestion key in clear text over a network. The message never quotes
             the value, which may be a pasted ingestion URL with the key in it.
     """
     host = host.strip()
     bad = _BAD_HOST_CHARS.search(host)
     if bad is not None:
-        what = {"\\": "a backslash", "@": "userinfo (user@)", "%": "percent-encoding"}.get(
+        what = {"\\": "a backslash", "@": "userinfo (user@)"}.get(
             bad.group(), "white space or a control character"
         )
         raise ValueError(f"host: may not contain {what}")
     if "://" not in host:
         host = "https://" + host
+    # urllib3 decodes an encoded host name, other parsers do not: refused there only (a
+    # path may hold percent-encoding).
+    if "%" in re.split(r"[/?#]", host.split("://", 1)[1], maxsplit=1)[0]:
+        raise ValueError("host: may not contain percent-encoding in the host name")
     try:
         parts = parse_url(host)
     except LocationParseError:

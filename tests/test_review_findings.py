@@ -12,6 +12,7 @@ import pytest
 import requests
 
 from slaos_logging import SlaOSHandler
+from slaos_logging._config import resolve_base_url
 from slaos_logging._encode import dumps_event
 from slaos_logging.cli import main
 from slaos_logging.cli._receiver import Receiver
@@ -180,3 +181,29 @@ def test_serve_refuses_an_unstorable_event_with_400(values: bytes, tmp_path: Pat
         readback = requests.get(receiver.ingest_url + "/indexed-slis", timeout=30)
         assert readback.status_code == 200
         assert readback.json() == []
+
+
+LEGITIMATE_HOSTS = [
+    ("http://[::1]:8080", "http://[::1]:8080"),
+    ("http://[::1]:8080/", "http://[::1]:8080"),
+    ("[::1]:8443", "https://[::1]:8443"),
+    ("HTTP://LOCALHOST:8080", "http://localhost:8080"),
+    ("HTTPS://API.RATED.CO/", "https://api.rated.co"),
+    ("api.rated.co:443", "https://api.rated.co:443"),
+    ("https://bücher.example:8443/x/", "https://xn--bcher-kva.example:8443/x"),
+    ("https://proxy.example/slaos%2Dproxy/v1/ingest/", "https://proxy.example/slaos%2Dproxy"),
+    ("https://proxy.example/a%20b//", "https://proxy.example/a%20b"),
+]
+
+
+@pytest.mark.parametrize(("host", "expected"), LEGITIMATE_HOSTS)
+def test_legitimate_hosts_are_accepted(host: str, expected: str) -> None:
+    """IPv6, upper case, ports, IDNA, trailing slashes and an encoded path are all accepted."""
+    assert resolve_base_url(host) == expected
+
+
+@pytest.mark.parametrize("host", ["http://%31%32%37.0.0.1:8080", "ho%73t/x", "https://a%2eb/"])
+def test_an_encoded_host_name_is_still_refused(host: str) -> None:
+    """Percent-encoding stays refused in the host name, which parsers decode differently."""
+    with pytest.raises(ValueError, match=r"^host: may not contain percent-encoding"):
+        resolve_base_url(host)
