@@ -16,6 +16,7 @@ from slaos_logging._config import resolve_base_url
 from slaos_logging._encode import dumps_event
 from slaos_logging.cli import main
 from slaos_logging.cli._receiver import Receiver
+from slaos_logging.cli._terminal import printable
 
 from .conftest import KEY
 from .integration_support import Collect
@@ -207,3 +208,9 @@ def test_an_encoded_host_name_is_still_refused(host: str) -> None:
     """Percent-encoding stays refused in the host name, which parsers decode differently."""
     with pytest.raises(ValueError, match=r"^host: may not contain percent-encoding"):
         resolve_base_url(host)
+
+
+def test_printable_escapes_every_bidirectional_control() -> None:
+    """The Arabic letter mark reorders text like the other bidi marks: it is escaped too."""
+    marks = "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+    assert printable(f"a{marks}b") == "a" + "".join(f"\\u{ord(c):04x}" for c in marks) + "b"
