@@ -108,6 +108,10 @@ def _key(key: object) -> str | int | bool | None:
     if key is None or isinstance(key, (str, int)):
         return key
     converted = to_json_value(key)
+    if converted is None or isinstance(converted, (int, float)):
+        # An Enum's value: written as orjson writes that value as a key ("true", "1e-7").
+        written = _key(converted)
+        return written if isinstance(written, str) else json.dumps(written)
     return converted if isinstance(converted, str) else safe_str(converted)
 
 

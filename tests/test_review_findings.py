@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import json
 import logging
 from collections.abc import Callable
@@ -39,6 +40,15 @@ class Real(float):
     """A float subclass, as numpy.float64 is."""
 
 
+class Setting(enum.Enum):
+    """Enum members with values that are not strings, used as dict keys."""
+
+    ON = True
+    UNSET = None
+    SMALL = 1e-07
+    THREE = 3
+
+
 FLOAT_CASES: list[tuple[str, object, object]] = [
     ("float-subclass", Real(1e-05), 1e-05),
     ("float-subclass-nan", Real("nan"), None),
@@ -47,6 +57,11 @@ FLOAT_CASES: list[tuple[str, object, object]] = [
     ("float-keys", {1e16: 1, 0.1: 2}, {"1e+16": 1, "0.1": 2}),
     ("float-subclass-key", {Real(2.5e-08): 1}, {"2.5e-08": 1}),
     ("str-key-like-a-float", {"1e-07": "s"}, {"1e-07": "s"}),
+    (
+        "enum-keys",
+        {Setting.ON: 1, Setting.UNSET: 2, Setting.SMALL: 3, Setting.THREE: 4},
+        {"true": 1, "null": 2, "1e-07": 3, "3": 4},
+    ),
 ]
 
 
