@@ -97,6 +97,10 @@ def _is_loopback(hostname: str) -> bool:
 _BAD_HOST_CHARS = re.compile(r"[\\@\s\x00-\x1f\x7f-\x9f]")
 
 
+# An ingestion path with something after it: the id and key of a pasted ingestion URL.
+_INGEST_PATH = re.compile(r"/v\d+/ingest/.")
+
+
 def resolve_base_url(host: str, *, allow_insecure_http: bool = False) -> str:
     """Turn ``host`` (a bare host or a full base URL) into a base URL without trailing slash.
 
@@ -110,9 +114,9 @@ def resolve_base_url(host: str, *, allow_insecure_http: bool = False) -> str:
     Raises:
         ValueError: The scheme is not http(s); the host is empty or holds a backslash,
             userinfo (``user@``), white space, a control character or (in the host name)
-            percent-encoding; or plain http would
-            send the ingestion key in clear text over a network. The message never quotes
-            the value, which may be a pasted ingestion URL with the key in it.
+            percent-encoding; it is a whole ingestion URL (id and key in the path); or plain
+            http would send the ingestion key in clear text over a network. The message
+            never quotes the value, which may be a pasted ingestion URL with the key in it.
     """
     host = host.strip()
     bad = _BAD_HOST_CHARS.search(host)
@@ -145,6 +149,13 @@ def resolve_base_url(host: str, *, allow_insecure_http: bool = False) -> str:
         )
     netloc = parts.host if parts.port is None else f"{parts.host}:{parts.port}"
     base = f"{scheme}://{netloc}{parts.path or ''}".rstrip("/")
+    if _INGEST_PATH.search(base):
+        # A pasted ingestion URL: kept, it would put the key into the base URL, which
+        # is shown (repr, messages) and would be sent to a path slaOS does not serve.
+        raise ValueError(
+            "host: this is an ingestion URL with the id and key in it; pass only its base "
+            "(such as https://api.rated.co) and the id and key on their own"
+        )
     # A pasted ingestion URL ending in /v1/ingest would otherwise be doubled.
     if base.endswith("/v1/ingest"):
         base = base[: -len("/v1/ingest")]

@@ -229,3 +229,27 @@ def test_printable_escapes_every_bidirectional_control() -> None:
     """The Arabic letter mark reorders text like the other bidi marks: it is escaped too."""
     marks = "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
     assert printable(f"a{marks}b") == "a" + "".join(f"\\u{ord(c):04x}" for c in marks) + "b"
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        f"https://api.rated.co/v1/ingest/myid/{KEY}",
+        f"https://api.rated.co/v1/ingest/myid/{KEY}/",
+        f"http://127.0.0.1:8080/v1/ingest/myid/{KEY}/indexed-slis",
+    ],
+)
+def test_a_pasted_ingestion_url_is_refused_without_echoing_the_key(host: str) -> None:
+    """A whole ingestion URL as host is a ValueError naming host; the key never enters repr."""
+    with pytest.raises(ValueError, match=r"^host: this is an ingestion URL") as caught:
+        SlaOSHandler(host=host, ingestion_id="myid", ingestion_key=KEY, key="k")
+    assert KEY not in str(caught.value)
+
+
+def test_check_refuses_a_pasted_ingestion_url(capsys: pytest.CaptureFixture[str]) -> None:
+    """check says the host is a whole ingestion URL, without printing the key."""
+    host = f"https://api.rated.co/v1/ingest/myid/{KEY}"
+    assert main(["check", "--host", host, "--ingestion-id", "myid", "--ingestion-key", KEY]) == 1
+    out, err = capsys.readouterr()
+    assert "this is an ingestion URL" in out
+    assert KEY not in out + err
