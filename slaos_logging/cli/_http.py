@@ -25,16 +25,9 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from ._server import Server
 from ._store import Row
-from ._validate import (
-    MAX_LISTED_ERRORS,
-    NotEvents,
-    TooManyEvents,
-    event_row,
-    iter_events,
-    validate_event,
-)
+from ._validate import MAX_LISTED_ERRORS, NotEvents, TooManyEvents, event_row, iter_events
 
-__all__ = ["Handler", "validate_event"]
+__all__ = ["Handler"]
 
 _SLOT_WAIT = 30.0  # seconds a body waits for a slot before the client is told 503
 _BODY_SECONDS = 60.0  # a body must arrive within this, however slowly its bytes trickle
