@@ -253,3 +253,19 @@ def test_check_refuses_a_pasted_ingestion_url(capsys: pytest.CaptureFixture[str]
     out, err = capsys.readouterr()
     assert "this is an ingestion URL" in out
     assert KEY not in out + err
+
+
+def test_send_names_its_own_option_for_a_redirect(
+    server: RecordingServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """send's redirect error points the user to --host, not to the handler's `host` argument."""
+    location = f"https://elsewhere.example/v1/ingest/id/{KEY}/"
+    server.responder = lambda body: Reply(status=308, headers={"Location": location})
+    log = tmp_path / "app.log"
+    log.write_text(json.dumps({"message": "m", "organization_id": "o", "key": "k"}) + "\n")
+    argv = ["send", str(log), "--host", server.url, "--ingestion-id", "id", "--ingestion-key", KEY]
+    assert main([*argv, "--no-progress", "--max-retries", "0"]) == 1
+    _, err = capsys.readouterr()
+    assert "a redirect to https://elsewhere.example;" in err
+    assert "point --host at" in err and "`host`" not in err
+    assert KEY not in err
