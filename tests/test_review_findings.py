@@ -18,6 +18,7 @@ from slaos_logging._encode import dumps_event
 from slaos_logging.cli import main
 from slaos_logging.cli._receiver import Receiver
 from slaos_logging.cli._terminal import printable
+from slaos_logging.testing import capture_events
 
 from .conftest import KEY
 from .integration_support import Collect
@@ -269,3 +270,31 @@ def test_send_names_its_own_option_for_a_redirect(
     assert "a redirect to https://elsewhere.example;" in err
     assert "point --host at" in err and "`host`" not in err
     assert KEY not in err
+
+
+class OnlyAcme(SlaOSHandler):
+    """Overrides filter(), as logging.Handler subclasses may: only acme's records pass."""
+
+    def filter(self, record: logging.LogRecord) -> logging.LogRecord | bool:
+        if getattr(record, "organization_id", None) == "boom":
+            raise RuntimeError("filter failed")
+        return getattr(record, "organization_id", None) == "acme" and super().filter(record)
+
+
+@pytest.mark.parametrize("with_filters", [False, True], ids=["no-filters", "with-filters"])
+def test_a_subclass_filter_override_is_honoured(
+    with_filters: bool, app_logger: logging.Logger
+) -> None:
+    """A subclass's filter() decides, with or without added filters; its error is counted."""
+    handler = OnlyAcme(host="http://127.0.0.1:9", ingestion_id="i", ingestion_key=KEY, key="k")
+    if with_filters:
+        handler.addFilter(lambda record: True)
+    app_logger.addHandler(handler)
+    try:
+        with capture_events() as events:
+            for org in ("acme", "globex", "boom"):
+                app_logger.info("request_finished", extra={"organization_id": org})
+        assert [event["organization_id"] for event in events] == ["acme"]
+        assert handler.stats()["skipped"] == 1  # the filter that raised
+    finally:
+        handler.close()
