@@ -81,7 +81,8 @@ class Config:
         )
 
 
-def _is_loopback(hostname: str) -> bool:
+def is_loopback(hostname: str) -> bool:
+    """Whether ``hostname`` is this machine: ``localhost`` or a loopback address ("[::1]" too)."""
     hostname = hostname.strip("[]").lower()
     if hostname == "localhost" or hostname.endswith(".localhost"):
         return True
@@ -142,7 +143,7 @@ def resolve_base_url(host: str, *, allow_insecure_http: bool = False) -> str:
         raise ValueError("host: no host name in the URL")
     if parts.query is not None or parts.fragment is not None:
         raise ValueError("host: a base URL may not carry a query or fragment")
-    if scheme == "http" and not allow_insecure_http and not _is_loopback(parts.host):
+    if scheme == "http" and not allow_insecure_http and not is_loopback(parts.host):
         raise ValueError(
             f"host: plain http:// to {parts.host} would send the ingestion key unencrypted "
             "(it travels in the URL path); use https, or pass allow_insecure_http=True"

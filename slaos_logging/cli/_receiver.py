@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ipaddress
 import os
 import signal
 import socket
@@ -16,7 +15,7 @@ import sys
 import threading
 from typing import Any, TextIO
 
-from .._config import ENV_INGESTION_ID, ENV_INGESTION_KEY, check_credential
+from .._config import ENV_INGESTION_ID, ENV_INGESTION_KEY, check_credential, is_loopback
 from . import positive_int, print_error, print_warning, tcp_port
 from ._credentials import serve_credentials
 from ._http import Handler
@@ -166,15 +165,6 @@ class Receiver:
                 pass
 
 
-def _is_loopback(host: str) -> bool:
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def add_parser(subparsers: argparse._SubParsersAction[Any]) -> argparse.ArgumentParser:
     """Register ``serve`` and return its parser."""
     parser: argparse.ArgumentParser = subparsers.add_parser(
@@ -240,7 +230,7 @@ def add_parser(subparsers: argparse._SubParsersAction[Any]) -> argparse.Argument
 
 def run(args: argparse.Namespace) -> int:
     """Run ``serve`` until SIGINT or SIGTERM; 1 when the port or database is unusable."""
-    if not _is_loopback(args.host):
+    if not is_loopback(args.host):
         print_warning(
             f"{args.host} is not a loopback address; the receiver speaks plain HTTP and "
             "ingestion URLs carry the key"
