@@ -5,6 +5,9 @@ from __future__ import annotations
 import enum
 import json
 import logging
+import subprocess
+import sys
+import textwrap
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -298,3 +301,63 @@ def test_a_subclass_filter_override_is_honoured(
         assert handler.stats()["skipped"] == 1  # the filter that raised
     finally:
         handler.close()
+
+
+# A value whose __str__ takes an application lock, while another thread holds that lock
+# and logs: capture must not hold its own lock while encoding, or both threads wait
+# forever. Run in a child process, which reports its own verdict before the parent's
+# timeout, so that a deadlock cannot hang the test run.
+LOCKED_STR = """
+import logging, os, threading
+from slaos_logging import SlaOSHandler
+from slaos_logging.testing import capture_events
+
+handler = SlaOSHandler(ingestion_id="i", ingestion_key="key-0123", key="k", host="http://127.0.0.1:9")
+log = logging.getLogger("locked")
+log.propagate = False
+log.setLevel(logging.INFO)
+log.addHandler(handler)
+app_lock = threading.Lock()
+in_str = threading.Event()
+
+class Lazy:
+    def __str__(self):
+        in_str.set()
+        with app_lock:
+            return "lazy"
+
+def other():
+    with app_lock:
+        in_str.wait(5)
+        log.info("m", extra={"organization_id": "other"})
+
+def first():
+    log.info("m", extra={"organization_id": "first", "v": Lazy()})
+
+def scenario(result):
+    with capture_events() as events:
+        threads = [threading.Thread(target=f, daemon=True) for f in (other, first)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(10)
+        result.append(sorted(e["organization_id"] for e in events))
+
+result = []
+runner = threading.Thread(target=scenario, args=(result,), daemon=True)
+runner.start()
+runner.join(20)
+print(result[0] if result else "deadlocked: the capture did not finish within 20 s", flush=True)
+os._exit(0)
+"""
+
+
+def test_capture_does_not_deadlock_on_a_value_that_takes_an_app_lock() -> None:
+    """A __str__ that waits for a lock held by another logging thread does not hang capture."""
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(LOCKED_STR)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.stdout.strip() == "['first', 'other']", done.stdout + done.stderr
