@@ -41,11 +41,11 @@ def redirect_target(url: str, location: str | None) -> str:
     it too, so callers still redact.
 
     Returns:
-        The scheme, host and port, or ``"no Location"``, or ``"an unreadable Location"``
-        (unparsable, no host, or a host too long to be one).
+        The scheme, host and port; else ``"nowhere (no Location header)"`` or ``"an
+        unreadable Location"`` (unparsable, no host, or a host too long to be one).
     """
     if not location or not location.strip():
-        return "no Location"
+        return "nowhere (no Location header)"
     try:
         parts = parse_url(urljoin(url, location.strip()))
     except ValueError:  # LocationParseError is one
@@ -65,7 +65,7 @@ class SendResult:
         retry_after: Seconds the server asked us to wait, if it said.
         detail: The error text or the start of the response body, key redacted.
         redirect_host: For a redirect (3xx, never followed): the ``Location``'s scheme,
-            host and port (never its path, which may hold the key), or ``"no Location"``.
+            host and port (never its path, which may hold the key); see ``redirect_target``.
     """
 
     status: int | None

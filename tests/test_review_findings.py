@@ -37,6 +37,7 @@ ODD_LOCATIONS = [
     ("huge-host", "http://" + "a" * 60_000 + ".example/", "an unreadable Location"),
     ("bare-word", "login", "{server}"),
     ("backslash", "http://evil.example\\@127.0.0.1/", "http://evil.example"),
+    ("empty", "", "nowhere (no Location header)"),
 ]
 
 
