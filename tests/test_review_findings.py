@@ -204,6 +204,15 @@ def test_serve_refuses_an_unstorable_event_with_400(values: bytes, tmp_path: Pat
         assert readback.json() == []
 
 
+def test_serve_quotes_a_lone_surrogate_in_its_400(tmp_path: Path) -> None:
+    """An unknown field named by a lone surrogate is a 400 that quotes it, not a 500."""
+    event = b'{"organization_id":"o","key":"k","timestamp":"2024-01-01T00:00:00Z","values":{}'
+    with Receiver(db_path=tmp_path / "events.sqlite") as receiver:
+        answer = requests.post(receiver.ingest_url, data=event + b',"x\\ud800":1}', timeout=30)
+        assert answer.status_code == 400, answer.text
+        assert answer.json()["detail"][0]["reason"] == "unknown field(s): x\ud800"
+
+
 LEGITIMATE_HOSTS = [
     ("http://[::1]:8080", "http://[::1]:8080"),
     ("http://[::1]:8080/", "http://[::1]:8080"),

@@ -294,7 +294,10 @@ class Handler(BaseHTTPRequestHandler):
         path = urlsplit(raw_path).path if raw_path else "-"
         # Logged before replying, so a client that has its answer can rely on the line existing.
         self.log_message("%s %s %d %s", self.command or "-", path, status, note)
-        body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        text = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+        # A reason may quote a lone surrogate from the request (JSON may escape one, as
+        # \ud800): it is written back as that same escape, not as bytes UTF-8 cannot hold.
+        body = text.encode("utf-8", "backslashreplace")
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
