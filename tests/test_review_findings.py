@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import enum
 import json
 import logging
@@ -19,6 +20,7 @@ from slaos_logging import SlaOSHandler
 from slaos_logging._config import resolve_base_url
 from slaos_logging._encode import dumps_event
 from slaos_logging.cli import main
+from slaos_logging.cli._credentials import serve_credentials
 from slaos_logging.cli._receiver import Receiver
 from slaos_logging.cli._terminal import printable
 from slaos_logging.testing import capture_events
@@ -371,3 +373,12 @@ def test_capture_does_not_deadlock_on_a_value_that_takes_an_app_lock() -> None:
         timeout=60,
     )
     assert done.stdout.strip() == "['first', 'other']", done.stdout + done.stderr
+
+
+def test_a_key_file_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
+    """A key file saved by an editor that writes a UTF-8 byte order mark gives the key."""
+    key_file = tmp_path / "key"
+    key_file.write_bytes(b"\xef\xbb\xbf" + KEY.encode() + b"\r\n")
+    key_file.chmod(0o600)
+    args = argparse.Namespace(ingestion_id="dev", ingestion_key_file=str(key_file))
+    assert serve_credentials(args) == ("dev", KEY)

@@ -34,7 +34,8 @@ def serve_credentials(args: argparse.Namespace) -> tuple[str, str]:
 
 def _read_key_file(path: str) -> str:
     try:
-        with open(path, encoding="utf-8") as stream:
+        # utf-8-sig: an editor may start the file with a byte order mark.
+        with open(path, encoding="utf-8-sig") as stream:
             mode = os.fstat(stream.fileno()).st_mode
             key = stream.readline().strip()
     except (OSError, UnicodeDecodeError) as exc:
