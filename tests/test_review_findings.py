@@ -256,7 +256,7 @@ def test_printable_escapes_every_bidirectional_control() -> None:
     ],
 )
 def test_a_pasted_ingestion_url_is_refused_without_echoing_the_key(host: str) -> None:
-    """A whole ingestion URL as host is a ValueError naming host; the key never enters repr."""
+    """A whole ingestion URL as host is a ValueError naming host that never echoes the key."""
     with pytest.raises(ValueError, match=r"^host: this is an ingestion URL") as caught:
         SlaOSHandler(host=host, ingestion_id="myid", ingestion_key=KEY, key="k")
     assert KEY not in str(caught.value)
