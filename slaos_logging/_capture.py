@@ -21,7 +21,6 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ._diagnostics import Reporter
 from ._encode import EventBuilder, make_encoder
 from ._extract import REASONS, Extractor, Pending
 from ._pipeline import Pipeline, _new_prefix
@@ -37,44 +36,33 @@ ACTIVE: list[list[dict[str, Any]]] = []
 #: Marks the copy of a handler that ``capture_record`` runs ``emit()`` on.
 _TWIN = "_slaos_capture_twin"
 
-# Guards ACTIVE's changes and the builder (its timestamp cache is not thread-safe).
-# Reentrant: encoding calls str() on values, and a __str__ may log an event itself.
-_lock = threading.RLock()
+# Guards ACTIVE's changes and the appends. Never held while user code runs (a value's
+# __str__ may take a lock of the application's, or log an event itself).
+_lock = threading.Lock()
 
 
 def _after_fork_in_child() -> None:
     # Another thread may have held the lock at fork time. The child keeps capturing
     # into its copies of the lists: a test's child process must not start sending.
     global _lock
-    _lock = threading.RLock()
+    _lock = threading.Lock()
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
 _encode = make_encoder()
-_reporter: Reporter | None = None  # the reporter of the pipeline whose event is built
-
-
-def _bad_timestamp(raw: object) -> None:
-    if _reporter is not None:
-        _reporter.every(
-            "timestamp",
-            logging.WARNING,
-            "unusable timestamp %.60r: used the record's creation time instead",
-            raw,
-        )
-
-
-_builder = EventBuilder(_new_prefix(), itertools.count(), _bad_timestamp)
+# Idempotency keys of captured events: a prefix per outermost capture, one counter.
+_prefix = _new_prefix()
+_seq = itertools.count()
 
 
 def start(events: list[dict[str, Any]]) -> None:
     """Make ``events`` receive every event from now on."""
-    global _builder
+    global _prefix
     with _lock:
         if not ACTIVE:
             # A fresh prefix per outermost capture: a forked child's idempotency keys
             # then differ from its parent's.
-            _builder = EventBuilder(_new_prefix(), itertools.count(), _bad_timestamp)
+            _prefix = _new_prefix()
         ACTIVE.append(events)
 
 
@@ -164,28 +152,38 @@ def _store(pending: Pending, pipeline: Pipeline) -> bool | None:
         ``None`` if no capture is active any more (the caller ships the event), else
         whether the event could be encoded (one that could not is never sent either).
     """
-    global _reporter
+    if not ACTIVE:
+        return None
+    reporter = pipeline.reporter
+
+    def bad_timestamp(raw: object) -> None:
+        reporter.every(
+            "timestamp",
+            logging.WARNING,
+            "unusable timestamp %.60r: used the record's creation time instead",
+            raw,
+        )
+
+    try:
+        # A builder per event (its timestamp cache is not thread-safe), and no lock
+        # held: building and encoding run the application's code (str() of values).
+        event = EventBuilder(_prefix, _seq, bad_timestamp).build(pending)
+        # A one-event batch: the bytes of this event in a request body.
+        body = _encode([event])
+    except Exception as exc:
+        reporter.every(
+            "capture_encode",
+            logging.ERROR,
+            "slaos_logging could not encode a captured event (%s: %s): not captured",
+            type(exc).__name__,
+            exc,
+        )
+        return False
     # One lock from the look at ACTIVE to the last append: once stop() returns, its
     # list never grows, and an event is captured or shipped, never both or neither.
     with _lock:
         if not ACTIVE:
             return None
-        _reporter = pipeline.reporter
-        try:
-            event = _builder.build(pending)
-            # A one-event batch: the bytes of this event in a request body.
-            body = _encode([event])
-        except Exception as exc:
-            pipeline.reporter.every(
-                "capture_encode",
-                logging.ERROR,
-                "slaos_logging could not encode a captured event (%s: %s): not captured",
-                type(exc).__name__,
-                exc,
-            )
-            return False
-        finally:
-            _reporter = None
         for target in ACTIVE:
             # Decoded once per capture: each gets dicts of its own to change.
             target.append(json.loads(body)[0])

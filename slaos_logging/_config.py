@@ -88,7 +88,8 @@ class Config:
         )
 
 
-def _is_loopback(hostname: str) -> bool:
+def is_loopback(hostname: str) -> bool:
+    """Whether ``hostname`` is this machine: ``localhost`` or a loopback address ("[::1]" too)."""
     hostname = hostname.strip("[]").lower()
     if hostname == "localhost" or hostname.endswith(".localhost"):
         return True
@@ -100,8 +101,12 @@ def _is_loopback(hostname: str) -> bool:
 
 # Characters no base URL needs, each of which has made one URL parser read a different host
 # than another: a backslash (WHATWG parsers treat it as "/"), "@" (userinfo), white space,
-# control characters, "%" (an encoded host).
-_BAD_HOST_CHARS = re.compile(r"[\\@%\s\x00-\x1f\x7f-\x9f]")
+# control characters. "%" (an encoded host) is refused in the host only: a path may hold it.
+_BAD_HOST_CHARS = re.compile(r"[\\@\s\x00-\x1f\x7f-\x9f]")
+
+
+# An ingestion path with something after it: the id and key of a pasted ingestion URL.
+_INGEST_PATH = re.compile(r"/v\d+/ingest/.")
 
 
 def resolve_base_url(host: str, *, allow_insecure_http: bool = False) -> str:
@@ -116,19 +121,24 @@ def resolve_base_url(host: str, *, allow_insecure_http: bool = False) -> str:
 
     Raises:
         ValueError: The scheme is not http(s); the host is empty or holds a backslash,
-            userinfo (``user@``), white space or a control character; or plain http would
-            send the ingestion key in clear text over a network. The message never quotes
-            the value, which may be a pasted ingestion URL with the key in it.
+            userinfo (``user@``), white space, a control character or (in the host name)
+            percent-encoding; it is a whole ingestion URL (id and key in the path); or plain
+            http would send the ingestion key in clear text over a network. The message
+            never quotes the value, which may be a pasted ingestion URL with the key in it.
     """
     host = host.strip()
     bad = _BAD_HOST_CHARS.search(host)
     if bad is not None:
-        what = {"\\": "a backslash", "@": "userinfo (user@)", "%": "percent-encoding"}.get(
+        what = {"\\": "a backslash", "@": "userinfo (user@)"}.get(
             bad.group(), "white space or a control character"
         )
         raise ValueError(f"host: may not contain {what}")
     if "://" not in host:
         host = "https://" + host
+    # urllib3 decodes an encoded host name, other parsers do not: refused there only (a
+    # path may hold percent-encoding).
+    if "%" in re.split(r"[/?#]", host.split("://", 1)[1], maxsplit=1)[0]:
+        raise ValueError("host: may not contain percent-encoding in the host name")
     try:
         parts = parse_url(host)
     except LocationParseError:
@@ -140,13 +150,20 @@ def resolve_base_url(host: str, *, allow_insecure_http: bool = False) -> str:
         raise ValueError("host: no host name in the URL")
     if parts.query is not None or parts.fragment is not None:
         raise ValueError("host: a base URL may not carry a query or fragment")
-    if scheme == "http" and not allow_insecure_http and not _is_loopback(parts.host):
+    if scheme == "http" and not allow_insecure_http and not is_loopback(parts.host):
         raise ValueError(
             f"host: plain http:// to {parts.host} would send the ingestion key unencrypted "
             "(it travels in the URL path); use https, or pass allow_insecure_http=True"
         )
     netloc = parts.host if parts.port is None else f"{parts.host}:{parts.port}"
     base = f"{scheme}://{netloc}{parts.path or ''}".rstrip("/")
+    if _INGEST_PATH.search(base):
+        # A pasted ingestion URL: kept, it would put the key into the base URL, which
+        # is shown (repr, messages) and would be sent to a path slaOS does not serve.
+        raise ValueError(
+            "host: this is an ingestion URL with the id and key in it; pass only its base "
+            "(such as https://api.rated.co) and the id and key on their own"
+        )
     # A pasted ingestion URL ending in /v1/ingest would otherwise be doubled.
     if base.endswith("/v1/ingest"):
         base = base[: -len("/v1/ingest")]

@@ -6,6 +6,7 @@ import logging
 import os
 from collections.abc import Iterable
 from threading import get_ident
+from typing import Any
 
 from ._batch import SENDER_THREADS
 from ._capture import ACTIVE as CAPTURES
@@ -146,28 +147,54 @@ class SlaOSHandler(logging.Handler):
         self._extract = Extractor(config).extract
         self._put = self._pipeline.put
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # logging.Handler.handle calls filter() even when no filter was added: so does the
+        # handle() of a subclass that overrides filter(). (Ours skips it then, for speed.)
+        if cls.filter is not SlaOSHandler.filter and cls.handle is SlaOSHandler.handle:
+            cls.handle = SlaOSHandler._filter_and_emit  # type: ignore[method-assign]
+
     def handle(self, record: logging.LogRecord) -> logging.LogRecord | bool:  # type: ignore[override]
         """Filter and emit without taking the handler lock: ``emit`` is thread-safe.
 
-        A filter may return a replacement record (as Python 3.12 allows, to redact a
-        field without touching the record other handlers see): the record the filters
-        return is the one emitted, on every Python version.
-
         Returns:
-            The record emitted, or ``False`` if a filter dropped it.
+            The record emitted (a filter's replacement, see :meth:`filter`), or ``False``
+            if a filter dropped it or raised (counted ``skipped`` and reported).
         """
         if self.filters:
-            try:
-                for f in self.filters:
-                    result = f.filter(record) if hasattr(f, "filter") else f(record)
-                    if not result:
-                        return False
-                    if isinstance(result, logging.LogRecord):
-                        record = result
-            except Exception as exc:  # a failing filter must not fail the logging call
-                self._report_error(exc)
-                return False
+            return self._filter_and_emit(record)
         self.emit(record)
+        return record
+
+    def _filter_and_emit(self, record: logging.LogRecord) -> logging.LogRecord | bool:
+        try:
+            result = self.filter(record)
+        except Exception as exc:  # a failing filter must not fail the logging call
+            self._report_error(exc)
+            return False
+        if not result:
+            return False
+        if isinstance(result, logging.LogRecord):
+            record = result
+        self.emit(record)
+        return record
+
+    def filter(self, record: logging.LogRecord) -> logging.LogRecord | bool:  # type: ignore[override]
+        """Apply the handler's filters, as Python 3.12's ``Filterer.filter`` does.
+
+        A filter may return a replacement record (to redact a field without touching
+        the record other handlers see): the record the filters return is the one
+        emitted, on every supported Python version.
+
+        Returns:
+            The record (or its last replacement), or ``False`` if a filter dropped it.
+        """
+        for f in self.filters:
+            result = f.filter(record) if hasattr(f, "filter") else f(record)
+            if not result:
+                return False
+            if isinstance(result, logging.LogRecord):
+                record = result
         return record
 
     def emit(self, record: logging.LogRecord) -> None:

@@ -52,6 +52,10 @@ def to_json_value(value: object) -> Any:
 
 
 def _convert(value: object) -> Any:
+    if isinstance(value, float):
+        # A float subclass (numpy.float64, say): orjson hands it here, the standard
+        # library writes it as the float it is.
+        return float(value)
     if isinstance(value, (dt.datetime, dt.date, dt.time)):
         return value.isoformat()
     if isinstance(value, decimal.Decimal):
@@ -96,12 +100,18 @@ def _scrub(value: Any, active: set[int], depth: int) -> Any:
         active.discard(id(value))
 
 
-def _key(key: object) -> str | int | float | bool | None:
-    if isinstance(key, float) and not math.isfinite(key):
-        return "null"  # as orjson writes such a key
-    if key is None or isinstance(key, (str, int, float)):
+def _key(key: object) -> str | int | bool | None:
+    if isinstance(key, float):
+        # Written here as orjson writes a float key ("1e-7", where the standard library
+        # writes "1e-07"): inside the quotes, the float rewrite cannot reach it.
+        return _float_text(float(key)) if math.isfinite(key) else "null"
+    if key is None or isinstance(key, (str, int)):
         return key
     converted = to_json_value(key)
+    if converted is None or isinstance(converted, (int, float)):
+        # An Enum's value: written as orjson writes that value as a key ("true", "1e-7").
+        written = _key(converted)
+        return written if isinstance(written, str) else json.dumps(written)
     return converted if isinstance(converted, str) else safe_str(converted)
 
 
@@ -112,6 +122,14 @@ def scrubbed(event: Any) -> Any:
 
 # A JSON string token, or a number token: only numbers outside strings are rewritten.
 _TOKEN = re.compile(rb'"(?:[^"\\]|\\.)*"|-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?')
+# An object key that reads as a float: it may have been a float key, written by the
+# standard library in its own form.
+_FLOAT_KEY = re.compile(r'"(-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?)":')
+
+
+def _float_text(number: float) -> str:
+    # A finite float as orjson writes it when it is installed, else as json does.
+    return _ORJSON[0](number).decode() if _ORJSON is not None else repr(number)
 
 
 def _orjson_floats(dumps: Callable[..., bytes]) -> Callable[[bytes], bytes]:
@@ -148,18 +166,29 @@ def _stdlib_encoder(rewrite: Callable[[bytes], bytes] | None) -> Callable[[Any],
         separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=to_json_value
     ).encode
 
+    def float_keys_differ(text: str) -> bool:
+        # A float key is written inside quotes, out of the rewrite's reach: where orjson
+        # would write it otherwise, the slow path writes it (a str key that merely looks
+        # like a float takes the slow path too, and comes out unchanged).
+        return rewrite is not None and any(
+            _float_text(float(m.group(1))) != m.group(1) for m in _FLOAT_KEY.finditer(text)
+        )
+
     def one(event: Any) -> str:
         try:
-            return strict(event)
+            text = strict(event)
         except (ValueError, TypeError, RecursionError):
             # NaN or infinity, a circular reference (ValueError), dict keys JSON
             # cannot hold (TypeError), or nesting too deep.
             return strict(scrubbed(event))
+        return strict(scrubbed(event)) if float_keys_differ(text) else text
 
     def encode(obj: Any) -> bytes:
         try:
-            text = strict(obj)
+            text: str | None = strict(obj)
         except (ValueError, TypeError, RecursionError):
+            text = None
+        if text is None or float_keys_differ(text):
             # Event by event, so that each is written exactly as it is alone (in the
             # spool): only the event that needs it takes the slow path.
             text = "[" + ",".join(map(one, obj)) + "]" if isinstance(obj, list) else one(obj)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 
 import requests
+from urllib3.util import parse_url
 
 from ._diagnostics import redact
 from ._retry import parse_retry_after
@@ -14,6 +15,45 @@ from ._version import __version__
 
 USER_AGENT = f"slaos-logging/{__version__}"
 _BODY_EXCERPT = 500
+# The longest name DNS allows: a longer "host" is noise, and would fill a log line.
+_HOST_MAX = 253
+
+
+class NoRedirectSession(requests.Session):
+    """A ``requests.Session`` that never follows a redirect, nor reads where it points.
+
+    Even with ``allow_redirects=False``, requests prepares the next request (for
+    ``response.next``) and so parses the ``Location``: a malformed one
+    (``http://[::1``) would raise ``ValueError`` out of a request that was answered.
+    """
+
+    def get_redirect_target(self, resp: requests.Response) -> str | None:
+        """No redirect target, ever: the 3xx is the answer."""
+        return None
+
+
+def redirect_target(url: str, location: str | None) -> str:
+    """Where a redirect answered to ``url`` points: ``scheme://host[:port]``.
+
+    A relative ``Location`` is resolved against ``url``; the result is read by
+    ``urllib3.util.parse_url``, the parser that would connect. The path, query and
+    user info, which may hold the key, are never part of the result; a host may hold
+    it too, so callers still redact.
+
+    Returns:
+        The scheme, host and port; else ``"nowhere (no Location header)"`` or ``"an
+        unreadable Location"`` (unparsable, no host, or a host too long to be one).
+    """
+    if not location or not location.strip():
+        return "nowhere (no Location header)"
+    try:
+        parts = parse_url(urljoin(url, location.strip()))
+    except ValueError:  # LocationParseError is one
+        return "an unreadable Location"
+    if not parts.host or len(parts.host) > _HOST_MAX:
+        return "an unreadable Location"
+    where = parts.host if parts.port is None else f"{parts.host}:{parts.port}"
+    return f"{parts.scheme}://{where}" if parts.scheme else where
 
 
 @dataclass(frozen=True)
@@ -25,7 +65,7 @@ class SendResult:
         retry_after: Seconds the server asked us to wait, if it said.
         detail: The error text or the start of the response body, key redacted.
         redirect_host: For a redirect (3xx, never followed): the ``Location``'s scheme,
-            host and port (never its path, which may hold the key), or ``"no Location"``.
+            host and port (never its path, which may hold the key); see ``redirect_target``.
     """
 
     status: int | None
@@ -45,7 +85,7 @@ class Transport:
         self._session = self._new_session()
 
     def _new_session(self) -> requests.Session:
-        session = requests.Session()
+        session = NoRedirectSession()
         session.headers.update({"Content-Type": "application/json", "User-Agent": USER_AGENT})
         # The environment's proxy and CA-bundle settings are read once, here, instead of
         # on every request: with trust_env requests stats ~/.netrc and scans the
@@ -78,7 +118,7 @@ class Transport:
             status = response.status_code
             retry_after = parse_retry_after(response.headers.get("Retry-After"))
             if 300 <= status < 400:
-                host = self._location_host(response.headers.get("Location"))
+                host = self._clean(redirect_target(self._url, response.headers.get("Location")))
                 # The body of a redirect (a login page, say) says nothing useful.
                 return SendResult(status, retry_after, f"redirect to {host}, not followed", host)
             detail = "" if status < 300 else self._clean(response.text[:_BODY_EXCERPT])
@@ -87,21 +127,6 @@ class Transport:
         finally:
             response.close()
         return SendResult(status, retry_after, detail)
-
-    def _location_host(self, location: str | None) -> str:
-        """Where a redirect points: scheme, host and port, never its path, query or user info."""
-        if not location:
-            return "no Location"
-        try:
-            parts = urlsplit(urljoin(self._url, location.strip()))
-            host = parts.hostname or "an unreadable Location"
-            port = parts.port
-        except ValueError:
-            return "an unreadable Location"
-        if ":" in host:  # IPv6
-            host = f"[{host}]"
-        where = f"{host}:{port}" if port is not None else host
-        return self._clean(f"{parts.scheme}://{where}" if parts.scheme else where)
 
     def _clean(self, text: str) -> str:
         # requests' exception texts contain the full URL, key included.

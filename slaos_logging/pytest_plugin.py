@@ -18,6 +18,10 @@ from .testing import CapturedEvents, capture_events
 
 __all__ = ["pytest_runtest_makereport", "slaos_events"]
 
+#: Events a failed test's report shows at most (the first and the last half): a test
+#: that logs thousands must not print thousands of lines.
+SHOWN_EVENTS = 50
+
 
 @pytest.fixture
 def slaos_events() -> Iterator[CapturedEvents]:
@@ -43,5 +47,11 @@ def pytest_runtest_makereport(
         return
     events = getattr(item, "funcargs", {}).get("slaos_events")
     if isinstance(events, CapturedEvents) and len(events):
-        lines = (json.dumps(event, ensure_ascii=False) for event in events)
+        lines = [json.dumps(event, ensure_ascii=False) for event in events]
+        if len(lines) > SHOWN_EVENTS:
+            half = SHOWN_EVENTS // 2
+            hidden = (
+                f"... {len(lines) - 2 * half} more events not shown (slaos_events has them all)"
+            )
+            lines = [*lines[:half], hidden, *lines[-half:]]
         report.sections.append(("Captured slaOS events call", "\n".join(lines)))

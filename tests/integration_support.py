@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from slaos_logging._context import organization_id_var
@@ -64,3 +64,17 @@ def received(server: RecordingServer, count: int, timeout: float = 5.0) -> list[
         server.wait_for_requests(len(server.requests) + 1, timeout=0.05)
         events = server.events()
     return events
+
+
+def log_events(logger: logging.Logger, n: int, first: int = 0) -> None:
+    """Log ``n`` request_finished records for acme, numbered from ``first`` in value ``n``."""
+    for i in range(first, first + n):
+        logger.info("request_finished", extra={"organization_id": "acme", "n": i})
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    """Wait until ``predicate()`` holds; fail naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.01)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,21 +13,10 @@ import pytest
 from slaos_logging import SlaOSHandler, SlaOSWorker
 
 from .conftest import KEY
+from .integration_support import log_events, wait_for
 from .server import RecordingServer, Reply, _events_of
 
 MakeHandler = Callable[..., SlaOSHandler]
-
-
-def _log(logger: logging.Logger, n: int, first: int = 0) -> None:
-    for i in range(first, first + n):
-        logger.info("request_finished", extra={"organization_id": "acme", "n": i})
-
-
-def _wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.01)
 
 
 def _settled(stats: dict[str, int]) -> int:
@@ -69,7 +57,7 @@ def _stall_mid_split(
         batch_size=10, flush_interval=60, shutdown_timeout=1.0, timeout=30, **options
     )
     logger.addHandler(handler)
-    _log(logger, 10)
+    log_events(logger, 10)
     handler.close()
     assert responder.stalled.is_set(), "the third chunk was never sent"
     # End the stalled request; the sender thread must not settle its events again.
@@ -106,8 +94,8 @@ def test_close_mid_split_spools_only_unsettled_events(
     assert stats["dropped_shutdown"] + stats["failed"] == 0
     server.responder = None
     later = make_handler(spool_dir=spool_dir)  # drains what the first one left
-    _wait_for(lambda: later.stats()["sent"] >= 5, 10, "the spooled events to be delivered")
-    _wait_for(lambda: later.stats()["spool_depth"] == 0, 10, "the spool to empty")
+    wait_for(lambda: later.stats()["sent"] >= 5, 10, "the spooled events to be delivered")
+    wait_for(lambda: later.stats()["spool_depth"] == 0, 10, "the spool to empty")
     assert later.flush(5)
     events = server.events()
     assert sorted(e["values"]["n"] for e in events) == list(range(10))
@@ -123,9 +111,9 @@ def test_close_during_drain_leaves_rows_once(
     server.responder = lambda body: Reply(status=503, body=b'{"detail":"down"}')
     first = make_handler(spool_dir=spool_dir, flush_interval=60)
     app_logger.addHandler(first)
-    _log(app_logger, 300)
+    log_events(app_logger, 300)
     assert first.flush(10)
-    _wait_for(lambda: first.stats()["spooled"] == 300, 10, "300 events spooled")
+    wait_for(lambda: first.stats()["spooled"] == 300, 10, "300 events spooled")
     first.close()
     app_logger.removeHandler(first)
 
@@ -149,7 +137,7 @@ def test_close_during_drain_leaves_rows_once(
 
     server.responder = None
     third = make_handler(spool_dir=spool_dir)
-    _wait_for(lambda: third.stats()["spool_depth"] == 0, 10, "the spool to empty")
+    wait_for(lambda: third.stats()["spool_depth"] == 0, 10, "the spool to empty")
     assert third.flush(5)
     events = server.events()
     assert sorted(e["values"]["n"] for e in events) == list(range(300))
@@ -183,7 +171,7 @@ def test_handler_counts_records_with_own_idempotency_key(
     handler = make_handler()
     app_logger.addHandler(handler)
     app_logger.info("request_finished", extra={"organization_id": "a", "idempotency_key": 7})
-    _log(app_logger, 2)
+    log_events(app_logger, 2)
     assert handler.flush(5)
     stats = handler.stats()
     assert (stats["enqueued"], stats["sent"]) == (3, 3)
@@ -198,7 +186,7 @@ def test_server_errors_are_retried(
     server.then(Reply(status=status, body=b'{"detail":"busy"}'))
     handler = make_handler()
     app_logger.addHandler(handler)
-    _log(app_logger, 3)
+    log_events(app_logger, 3)
     assert handler.flush(10)
     stats = handler.stats()
     assert (stats["enqueued"], stats["sent"], stats["failed"]) == (3, 3, 0)
@@ -217,9 +205,9 @@ def test_server_errors_are_spooled(
     server.then(Reply(status=status, body=b'{"detail":"busy"}'))
     handler = make_handler(spool_dir=tmp_path / "spool")
     app_logger.addHandler(handler)
-    _log(app_logger, 3)
-    _wait_for(lambda: handler.stats()["sent"] == 3, 10, "3 events delivered")
-    _wait_for(lambda: handler.stats()["spool_depth"] == 0, 10, "the spool to empty")
+    log_events(app_logger, 3)
+    wait_for(lambda: handler.stats()["sent"] == 3, 10, "3 events delivered")
+    wait_for(lambda: handler.stats()["spool_depth"] == 0, 10, "the spool to empty")
     stats = handler.stats()
     assert (stats["enqueued"], stats["spooled"], stats["failed"]) == (3, 3, 0)
     assert sorted(e["values"]["n"] for e in server.events()) == [0, 1, 2]
@@ -233,7 +221,7 @@ def test_not_implemented_and_bad_version_are_not_retried(
     server.responder = lambda body: Reply(status=status, body=b'{"detail":"no"}')
     handler = make_handler()
     app_logger.addHandler(handler)
-    _log(app_logger, 3)
+    log_events(app_logger, 3)
     assert handler.flush(10)
     stats = handler.stats()
     assert (stats["enqueued"], stats["failed"], stats["requests"], stats["retries"]) == (3, 3, 1, 0)

@@ -77,8 +77,7 @@ def test_check_never_follows_a_redirect(
     assert code == 1
     assert target.requests == []
     assert server.requests, "check sent nothing at all"
-    target_host = target.url.removeprefix("http://")
-    assert f"answered {status}, a redirect to {target_host}:" in out
+    assert f"answered {status}, a redirect to {target.url}:" in out
     assert "all checks passed" not in out
     assert KEY not in out + err and "indexed-slis" not in out.replace("read-back", "")
 

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from slaos_logging.cli import main
-from slaos_logging.cli._http import validate_event
 from slaos_logging.cli._report import compute_report
 from slaos_logging.cli._store import EventStore, StoredEvent
+from slaos_logging.cli._validate import validate_event
 
 LONG_ORG = "org-" + "x" * 120
 

@@ -16,8 +16,9 @@ from typing import Any
 import pytest
 import requests
 
+from slaos_logging._config import is_loopback
 from slaos_logging.cli import main
-from slaos_logging.cli._receiver import Receiver, _is_loopback, mask_ingest_path
+from slaos_logging.cli._receiver import Receiver, mask_ingest_path
 
 from .cli_support import free_port, wait_until_healthy
 
@@ -271,8 +272,8 @@ def test_mask_ingest_path() -> None:
 
 def test_loopback_detection() -> None:
     """Only loopback hosts count as local (others trigger the serve warning)."""
-    assert all(_is_loopback(h) for h in ("127.0.0.1", "127.0.0.2", "::1", "localhost"))
-    assert not any(_is_loopback(h) for h in ("0.0.0.0", "192.168.1.4", "example.com", ""))
+    assert all(is_loopback(h) for h in ("127.0.0.1", "127.0.0.2", "::1", "localhost"))
+    assert not any(is_loopback(h) for h in ("0.0.0.0", "192.168.1.4", "example.com", ""))
 
 
 def test_serve_reports_port_in_use(

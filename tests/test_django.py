@@ -6,23 +6,11 @@ import asyncio
 import logging
 from collections.abc import Callable, Iterator
 
-import django
 import pytest
-from django.conf import settings
 
-# Django can be configured once per process; another test module may have done it.
-if not settings.configured:
-    settings.configure(
-        DEBUG=False,
-        SECRET_KEY="slaos-logging-tests",
-        ALLOWED_HOSTS=["testserver"],
-        INSTALLED_APPS=[],
-        DATABASES={},
-        MIDDLEWARE=[],
-        ROOT_URLCONF=f"{__package__}.django_project.urls",
-        USE_TZ=True,
-    )
-django.setup()
+from .django_support import configure_django
+
+configure_django()
 
 from asgiref.sync import iscoroutinefunction  # noqa: E402
 from django.http import HttpRequest, HttpResponse  # noqa: E402

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import pytest
 from slaos_logging import SlaOSHandler
 
 from .conftest import KEY
-from .integration_support import Collect
+from .integration_support import Collect, log_events, wait_for
 from .server import RecordingServer, Reply
 
 REDIRECTS = [301, 302, 303, 307, 308]
@@ -33,18 +32,6 @@ def _redirect(status: int, location: str) -> Callable[[bytes], Reply]:
     return respond
 
 
-def _log(logger: logging.Logger, n: int) -> None:
-    for i in range(n):
-        logger.info("request_finished", extra={"organization_id": "acme", "n": i})
-
-
-def _wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.01)
-
-
 def _all_text(records: list[logging.LogRecord]) -> str:
     return "\n".join(r.getMessage() for r in records)
 
@@ -63,7 +50,7 @@ def test_redirect_is_never_followed_without_spool(
     server.responder = _redirect(status, location)
     handler = make_handler(max_retries=2)
     app_logger.addHandler(handler)
-    _log(app_logger, 3)
+    log_events(app_logger, 3)
     assert handler.flush(10), "flush timed out"
     stats = handler.stats()
     assert (stats["enqueued"], stats["sent"], stats["failed"]) == (3, 0, 3)
@@ -100,12 +87,12 @@ def test_redirected_events_are_spooled_and_delivered_later(
     server.responder = _redirect(status, f"{target.url}/v1/ingest/ingest-id/{KEY}")
     handler = make_handler(spool_dir=tmp_path / "spool")
     app_logger.addHandler(handler)
-    _log(app_logger, 4)
-    _wait_for(lambda: handler.stats()["spooled"] == 4, 10, "4 events spooled")
+    log_events(app_logger, 4)
+    wait_for(lambda: handler.stats()["spooled"] == 4, 10, "4 events spooled")
     assert handler.stats()["sent"] == 0
     server.responder = None  # the endpoint is fixed: 200 from now on
-    _wait_for(lambda: handler.stats()["sent"] == 4, 10, "4 spooled events delivered")
-    _wait_for(lambda: handler.stats()["spool_depth"] == 0, 10, "the spool to empty")
+    wait_for(lambda: handler.stats()["sent"] == 4, 10, "4 spooled events delivered")
+    wait_for(lambda: handler.stats()["spool_depth"] == 0, 10, "the spool to empty")
     assert sorted(e["values"]["n"] for e in server.events()) == [0, 1, 2, 3]
     assert len({e["idempotency_key"] for e in server.events()}) == 4
     stats = handler.stats()
@@ -124,7 +111,7 @@ def test_relative_redirect_names_the_endpoint_host(
     server.responder = _redirect(308, f"/v1/ingest/ingest-id/{KEY}/")
     handler = make_handler(max_retries=0)
     app_logger.addHandler(handler)
-    _log(app_logger, 2)
+    log_events(app_logger, 2)
     assert handler.flush(10), "flush timed out"
     stats = handler.stats()
     assert (stats["enqueued"], stats["sent"], stats["failed"], stats["requests"]) == (2, 0, 2, 1)

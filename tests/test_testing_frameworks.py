@@ -7,23 +7,11 @@ import threading
 import time
 from collections.abc import Iterator
 
-import django
 import pytest
-from django.conf import settings
 
-# Django can be configured once per process; another test module may have done it.
-if not settings.configured:
-    settings.configure(
-        DEBUG=False,
-        SECRET_KEY="slaos-logging-tests",
-        ALLOWED_HOSTS=["testserver"],
-        INSTALLED_APPS=[],
-        DATABASES={},
-        MIDDLEWARE=[],
-        ROOT_URLCONF=f"{__package__}.django_project.urls",
-        USE_TZ=True,
-    )
-django.setup()
+from .django_support import configure_django
+
+configure_django()
 
 from celery import Celery  # noqa: E402
 from celery.utils.log import get_task_logger  # noqa: E402

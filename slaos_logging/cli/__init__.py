@@ -33,6 +33,7 @@ __all__ = [
     "positive_int",
     "positive_seconds",
     "print_error",
+    "print_warning",
     "tcp_port",
 ]
 
@@ -56,6 +57,12 @@ def print_error(message: str, status: int = 1) -> int:
     text = printable(" ".join(str(message).split()))
     print(f"{PROG}: error: {text}", file=sys.stderr, flush=True)
     return status
+
+
+def print_warning(message: str) -> None:
+    """Print ``slaos-logging: warning: <message>`` as one line on stderr."""
+    text = printable(" ".join(str(message).split()))
+    print(f"{PROG}: warning: {text}", file=sys.stderr, flush=True)
 
 
 def _number(text: str, kind: type[float] | type[int]) -> float:

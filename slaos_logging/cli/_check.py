@@ -27,7 +27,7 @@ from .._config import (
     resolve_base_url,
 )
 from .._encode import iso_utc
-from .._transport import USER_AGENT
+from .._transport import USER_AGENT, NoRedirectSession
 from . import positive_seconds
 from ._connection import (
     add_connection_args,
@@ -104,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
     credentials = config_from_args(args)
     if isinstance(credentials, str):
         report.line("settings", "FAIL", credentials)
-    with requests.Session() as session:
+    with NoRedirectSession() as session:
         session.headers["User-Agent"] = USER_AGENT
         checker = _Checker(session, base, args.timeout, report)
         if (

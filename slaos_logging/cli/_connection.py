@@ -16,8 +16,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import requests
-from urllib3.exceptions import LocationParseError
-from urllib3.util import parse_url
 
 from .._config import (
     DEFAULT_HOST,
@@ -27,6 +25,7 @@ from .._config import (
     Config,
     build_config,
 )
+from .._transport import redirect_target
 from . import positive_seconds
 from ._terminal import mask_ingest_path
 
@@ -36,7 +35,6 @@ __all__ = [
     "credential",
     "explain_error",
     "http_problem",
-    "redirect_host",
 ]
 
 
@@ -211,25 +209,6 @@ def explain_error(exc: BaseException, where: str, timeout: float) -> str:
     return f"request to {where} failed: {type(exc).__name__}: {exc}"
 
 
-def redirect_host(response: requests.Response, where: str) -> str:
-    """The host a redirect points to (``host:port`` when a port is given), never its path.
-
-    Args:
-        response: A 3xx answer.
-        where: The host the request went to, for a ``Location`` without one.
-    """
-    location = response.headers.get("Location")
-    if not location:
-        return "nowhere (no Location header)"
-    try:
-        parts = parse_url(location.strip())
-    except LocationParseError:
-        return "an unreadable Location"
-    if not parts.host:
-        return f"{where} (same host)"
-    return parts.host if parts.port is None else f"{parts.host}:{parts.port}"
-
-
 def http_problem(
     response: requests.Response, what: str, where: str, *, with_credentials: bool = True
 ) -> str:
@@ -244,7 +223,8 @@ def http_problem(
     status = response.status_code
     if 300 <= status < 400:
         return (
-            f"{what} answered {status}, a redirect to {redirect_host(response, where)}: "
+            f"{what} answered {status}, a redirect to "
+            f"{redirect_target(response.url, response.headers.get('Location'))}: "
             "slaos-logging never follows redirects, since the URL carries the key; if that "
             "host is the right one, set it with --host / " + ENV_HOST
         )

@@ -10,10 +10,9 @@ from __future__ import annotations
 import argparse
 import os
 import stat
-import sys
 
 from .._config import ENV_INGESTION_ID, ENV_INGESTION_KEY, check_credential
-from ._terminal import printable
+from . import print_warning
 
 __all__ = ["serve_credentials"]
 
@@ -35,7 +34,8 @@ def serve_credentials(args: argparse.Namespace) -> tuple[str, str]:
 
 def _read_key_file(path: str) -> str:
     try:
-        with open(path, encoding="utf-8") as stream:
+        # utf-8-sig: an editor may start the file with a byte order mark.
+        with open(path, encoding="utf-8-sig") as stream:
             mode = os.fstat(stream.fileno()).st_mode
             key = stream.readline().strip()
     except (OSError, UnicodeDecodeError) as exc:
@@ -44,10 +44,5 @@ def _read_key_file(path: str) -> str:
     if not key:
         raise ValueError(f"--ingestion-key-file {path} is empty")
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        print(
-            f"slaos-logging: warning: {printable(path)} is readable by other users; "
-            f"chmod 600 {printable(path)}",
-            file=sys.stderr,
-            flush=True,
-        )
+        print_warning(f"{path} is readable by other users; chmod 600 {path}")
     return key

@@ -24,10 +24,10 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from ._server import Server
-from ._store import Row, encode_row
-from ._validate import MAX_LISTED_ERRORS, NotEvents, TooManyEvents, iter_events, validate_event
+from ._store import Row
+from ._validate import MAX_LISTED_ERRORS, NotEvents, TooManyEvents, event_row, iter_events
 
-__all__ = ["Handler", "validate_event"]
+__all__ = ["Handler"]
 
 _SLOT_WAIT = 30.0  # seconds a body waits for a slot before the client is told 503
 _BODY_SECONDS = 60.0  # a body must arrive within this, however slowly its bytes trickle
@@ -182,14 +182,14 @@ class Handler(BaseHTTPRequestHandler):
         rejected = 0
         try:
             for index, item in enumerate(iter_events(text, receiver.max_events)):
-                event, reason = validate_event(item)
-                if event is None:
+                row, reason = event_row(item)
+                if row is None:
                     rejected += 1
                     rows.clear()  # nothing of a batch with a bad event is stored
                     if len(errors) < MAX_LISTED_ERRORS:
                         errors.append({"index": index, "reason": reason})
                 elif not rejected:
-                    rows.append(encode_row(event))
+                    rows.append(row)
         except TooManyEvents as exc:
             self._respond(413, {"detail": f"{exc}; split the batch"})
             return
@@ -294,7 +294,10 @@ class Handler(BaseHTTPRequestHandler):
         path = urlsplit(raw_path).path if raw_path else "-"
         # Logged before replying, so a client that has its answer can rely on the line existing.
         self.log_message("%s %s %d %s", self.command or "-", path, status, note)
-        body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        text = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+        # A reason may quote a lone surrogate from the request (JSON may escape one, as
+        # \ud800): it is written back as that same escape, not as bytes UTF-8 cannot hold.
+        body = text.encode("utf-8", "backslashreplace")
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ipaddress
 import os
 import signal
 import socket
@@ -16,8 +15,8 @@ import sys
 import threading
 from typing import Any, TextIO
 
-from .._config import ENV_INGESTION_ID, ENV_INGESTION_KEY, check_credential
-from . import positive_int, print_error, tcp_port
+from .._config import ENV_INGESTION_ID, ENV_INGESTION_KEY, check_credential, is_loopback
+from . import positive_int, print_error, print_warning, tcp_port
 from ._credentials import serve_credentials
 from ._http import Handler
 from ._server import Server
@@ -166,15 +165,6 @@ class Receiver:
                 pass
 
 
-def _is_loopback(host: str) -> bool:
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def add_parser(subparsers: argparse._SubParsersAction[Any]) -> argparse.ArgumentParser:
     """Register ``serve`` and return its parser."""
     parser: argparse.ArgumentParser = subparsers.add_parser(
@@ -240,23 +230,19 @@ def add_parser(subparsers: argparse._SubParsersAction[Any]) -> argparse.Argument
 
 def run(args: argparse.Namespace) -> int:
     """Run ``serve`` until SIGINT or SIGTERM; 1 when the port or database is unusable."""
-    if not _is_loopback(args.host):
-        print(
-            f"slaos-logging: warning: {printable(args.host)} is not a loopback address; the "
-            "receiver speaks plain HTTP and ingestion URLs carry the key",
-            file=sys.stderr,
-            flush=True,
+    if not is_loopback(args.host):
+        print_warning(
+            f"{args.host} is not a loopback address; the receiver speaks plain HTTP and "
+            "ingestion URLs carry the key"
         )
     try:
         ingestion_id, ingestion_key = serve_credentials(args)
     except ValueError as exc:
         return print_error(str(exc), status=2)
     if getattr(args, "ingestion_key", "dev") != "dev":
-        print(
-            "slaos-logging: warning: --ingestion-key is visible to other users of this "
-            f"machine (ps); prefer --ingestion-key-file or {ENV_INGESTION_KEY}",
-            file=sys.stderr,
-            flush=True,
+        print_warning(
+            "--ingestion-key is visible to other users of this machine (ps); prefer "
+            f"--ingestion-key-file or {ENV_INGESTION_KEY}"
         )
     receiver = Receiver(
         host=args.host,

@@ -172,7 +172,7 @@ class _CliFormatter(logging.Formatter):
                 f"{ENV_INGESTION_KEY}); `slaos-logging check` tests them"
             )
         else:
-            text = _STATS_HINT.sub("", text)
+            text = _STATS_HINT.sub("", text).replace("point `host` at", "point --host at")
         return f"slaos-logging: {printable(text)}"
 
 

@@ -89,8 +89,17 @@ Row = tuple[str, str, str, float, str, str | None]
 
 
 def encode_row(event: StoredEvent) -> Row:
-    """The event's row: its values as compact JSON, so the parsed values can be freed."""
-    values = json.dumps(event.values, separators=(",", ":"), ensure_ascii=False)
+    """The event's row: its values as compact JSON, so the parsed values can be freed.
+
+    Raises:
+        ValueError: A number is out of range (``1e400`` decodes as infinity, which JSON
+            cannot write back), or a string holds a lone surrogate (``"\\udc80"`` is valid
+            JSON but not Unicode, so SQLite cannot store it as UTF-8).
+    """
+    values = json.dumps(event.values, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    for text in (event.organization_id, event.key, values, event.idempotency_key or ""):
+        if not text.isascii():
+            text.encode("utf-8")  # UnicodeEncodeError, a ValueError, on a lone surrogate
     return (
         event.organization_id,
         event.key,

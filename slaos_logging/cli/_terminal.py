@@ -18,9 +18,9 @@ __all__ = ["mask_ingest_path", "printable"]
 _KEY_IN_TEXT = re.compile(r"(/v\d+/ingest/[^/\s?#\"']+/)[^/\s?#\"']+")
 
 # C0, DEL and C1 move the cursor, clear the screen, retitle the window or split a line; the
-# bidirectional overrides reorder what is shown ("Trojan Source"). All become visible escapes,
-# the way http.server's own log_message escapes them.
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+# bidirectional controls (overrides, isolates, marks) reorder what is shown ("Trojan
+# Source"). All become visible escapes, the way http.server's own log_message escapes them.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 def _escape(match: re.Match[str]) -> str:

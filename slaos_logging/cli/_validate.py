@@ -12,9 +12,16 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from ._store import StoredEvent, parse_timestamp
+from ._store import Row, StoredEvent, encode_row, parse_timestamp
 
-__all__ = ["MAX_LISTED_ERRORS", "NotEvents", "TooManyEvents", "iter_events", "validate_event"]
+__all__ = [
+    "MAX_LISTED_ERRORS",
+    "NotEvents",
+    "TooManyEvents",
+    "event_row",
+    "iter_events",
+    "validate_event",
+]
 
 #: Bad events listed in a 400 answer; the rest are only counted.
 MAX_LISTED_ERRORS = 20
@@ -153,3 +160,18 @@ def validate_event(event: object) -> tuple[StoredEvent | None, str | None]:
         ),
         None,
     )
+
+
+def event_row(event: object) -> tuple[Row | None, str | None]:
+    """Check one decoded event and turn it into its stored row.
+
+    Returns:
+        ``(row, None)`` when valid and storable, else ``(None, reason)``.
+    """
+    stored, reason = validate_event(event)
+    if stored is None:
+        return None, reason
+    try:
+        return encode_row(stored), None
+    except ValueError:
+        return None, "a number out of range, or a string that is not valid Unicode"
