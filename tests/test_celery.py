@@ -22,6 +22,7 @@ def _send(folder: Path) -> None:
     app.conf.broker_transport_options = {
         "data_folder_in": str(folder),
         "data_folder_out": str(folder),
+        "control_folder": str(folder / "control"),
     }
     with app.connection_for_write() as conn:
         for seq in range(TASKS):

@@ -23,6 +23,8 @@ def broker_options(folder: str) -> dict[str, object]:
     return {
         "data_folder_in": folder,
         "data_folder_out": folder,
+        # Broadcasts (the worker's pidbox) too, instead of a "control" folder in the cwd.
+        "control_folder": os.path.join(folder, "control"),
         "polling_interval": 0.05,
     }
 
