@@ -67,6 +67,7 @@ class Deliverer:
         self._abandoned = False
         #: Set when a spool is configured: a batch gets one attempt and then goes to
         #: disk (where a crash cannot take it), and the spool's probes do the retrying.
+        #: A batch the spool cannot take is retried in memory.
         self.skip_retries = False
         #: Mean encoded size of an event in the last batch, for closing batches by bytes.
         self.event_bytes = 200
@@ -102,7 +103,9 @@ class Deliverer:
                     pending.extend((chunk[cut:], chunk[:cut]))
                     continue
                 self.event_bytes = max(1, len(body) // len(chunk))
-                result = self._post(body)
+                result = self._post(body, chunk, spill)
+                if result is _SPOOLED:
+                    continue
                 if result is None:
                     self._give_up(chunk, spill, shutdown=True)
                     continue
@@ -126,16 +129,21 @@ class Deliverer:
             return b"[" + b",".join(chunk) + b"]"  # type: ignore[arg-type]
         return self._encode(chunk)
 
-    def _post(self, body: bytes) -> SendResult | None:
-        """One request plus its retries; ``None`` when shutdown cut the retries short."""
+    def _post(
+        self, body: bytes, chunk: list[Event], spill: Callable[[list[Event]], int] | None
+    ) -> SendResult | None:
+        """One request plus its retries; ``None`` when shutdown cut the retries short.
+
+        Returns ``_SPOOLED`` when a retryable failure handed ``chunk`` to the spool.
+        """
         retries = 0
         while True:
             result = self._transport.send(body)
             self._stats.requests += 1
             if classify(result.status) is not Verdict.RETRY or not self._policy.allows(retries):
                 return result
-            if self.skip_retries:
-                return result
+            if self.skip_retries and self._spooled(chunk, spill):
+                return _SPOOLED
             self._reporter.every(
                 "retry",
                 logging.WARNING,
@@ -152,6 +160,12 @@ class Deliverer:
                 self._closing.wait(delay)
             else:
                 self._abort.wait(delay)
+
+    def _spooled(self, chunk: list[Event], spill: Callable[[list[Event]], int] | None) -> bool:
+        # The spool takes a batch whole or not at all; if it cannot (it failed to open,
+        # the disk is full), the batch is retried in memory as without a spool.
+        spill = spill or self.spill
+        return not self._abandoned and spill is not None and spill(chunk) == len(chunk)
 
     def _give_up(
         self,
@@ -241,6 +255,10 @@ class Deliverer:
             events, self._inflight = self._inflight, None
         self._abort.set()
         return events or []
+
+
+#: Returned by ``_post`` when the spool took the chunk after a retryable failure.
+_SPOOLED = SendResult(None, None, "spooled")
 
 
 def _loads(payload: bytes) -> dict[str, Any]:

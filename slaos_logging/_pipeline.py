@@ -22,7 +22,7 @@ from ._diagnostics import Reporter, protect_secret
 from ._encode import EventBuilder, make_encoder
 from ._extract import Pending
 from ._retry import RetryPolicy
-from ._spooling import SpoolLink
+from ._spooling import LoggedEventBuilder, SpoolLink
 from ._stats import Stats
 from ._transport import Transport
 
@@ -91,8 +91,10 @@ class Pipeline:
             def drain() -> float | None:
                 return link.drain(deliverer)
 
+        # With a spool, events remember when they were logged: the spool's order.
+        builder = EventBuilder if link is None else LoggedEventBuilder
         self.sender = BatchSender(
-            self.queue, config, self.deliverer, self.stats, self.reporter, prefix, drain
+            self.queue, config, self.deliverer, self.stats, self.reporter, prefix, drain, builder
         )
         if link is not None:
             link.on_stored = self.sender.wake_idle_work
@@ -171,6 +173,7 @@ class Pipeline:
         if self.spool is not None:
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
             done = self.spool.flush(left) and done
+            done = self.spool.deliver_backlog(deadline) and done  # the sender drains it
         return done
 
     def _sender_alive(self) -> bool:
@@ -208,6 +211,8 @@ class Pipeline:
         deadline = time.monotonic() + timeout
         self.deliverer.begin_closing(deadline)
         if self._sender_alive():
+            if self.spool is not None:
+                self._deliver_spool(deadline)
             self.queue.put(FlushMarker())
             self.sender.enqueue_sentinel()
             self.sender.wake.set()
@@ -225,15 +230,27 @@ class Pipeline:
         self._close_spool(deadline)
         self.transport.close()
 
+    def _deliver_spool(self, deadline: float) -> None:
+        """close(): settle the queue, then have the sender deliver the spool's rows."""
+        assert self.spool is not None
+        marker = FlushMarker()
+        self.queue.put(marker)
+        self.sender.wake.set()
+        left = deadline - time.monotonic()
+        if marker.done.wait(max(0.0, left)) and self.spool.flush(max(0.0, left)):
+            self.spool.deliver_backlog(deadline)
+
     def _close_spool(self, deadline: float) -> None:
         if self.spool is not None:
-            self.spool.close(deadline)
+            # With no sender thread left, what the spool holds is sent from this one.
+            self.spool.close(deadline, None if self._sender_alive() else self.deliverer)
 
     def _abandon(self) -> None:
         """shutdown_timeout ran out: spool or count everything not delivered."""
         events: list[Event] = self.deliverer.abandon()
         events.extend(self.sender.take_open_batch())
-        builder = EventBuilder(self._prefix, self.stats.enqueued, lambda raw: None)
+        build = EventBuilder if self.spool is None else LoggedEventBuilder
+        builder = build(self._prefix, self.stats.enqueued, lambda raw: None)
         while True:
             try:
                 item = self.queue.get_nowait()
