@@ -15,7 +15,8 @@ free pages are handed back to the filesystem.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from itertools import repeat
 
 from ._spool_conn import SpoolConnection
 from ._spool_db import (
@@ -54,27 +55,36 @@ class Spool(SpoolConnection):
         """Events this instance discarded to keep the spool within ``max_bytes``."""
         return self._dropped
 
-    def put(self, events: Sequence[bytes], logged: Sequence[float] | None = None) -> int:
+    def put(self, events: Iterable[bytes], logged: Iterable[float] | None = None) -> int:
         """Store events (compact JSON bytes); return how many were stored (all or none).
 
         Args:
-            events: The payloads.
+            events: The payloads; may be a generator, consumed inside the transaction
+                (SQLite lets other threads run between rows, so encoding lazily here
+                keeps the GIL from being held for a whole batch).
             logged: When each was logged (``record.created``), which places it in the
                 drain order; default: now, for every event, in the order given.
         """
-        if not events or not self.available:
+        if not self.available or (isinstance(events, Sequence) and not events):
             return 0
-        if logged is None:
-            logged = [time.time()] * len(events)
+        stored = 0
+        times = repeat(time.time()) if logged is None else logged
+
+        def rows() -> Iterator[tuple[int, float, bytes, int]]:
+            nonlocal stored
+            scope = self._scope
+            for payload, when in zip(events, times, strict=False):
+                stored += 1
+                yield scope, when, payload, len(payload)
+
         try:
             with self._transaction() as conn:
-                scope = self._scope
                 conn.executemany(
                     "INSERT INTO events (scope, logged, payload, size) VALUES (?, ?, ?, ?)",
-                    ((scope, t, bytes(e), len(e)) for e, t in zip(events, logged, strict=True)),
+                    rows(),
                 )
-                self._dropped += enforce_bound(conn, scope, self.max_bytes)
-            return len(events)
+                self._dropped += enforce_bound(conn, self._scope, self.max_bytes)
+            return stored
         except Exception as exc:
             self._failed("could not write events to", exc, " They were dropped.")
             return 0

@@ -21,9 +21,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ._deliver import Event
 from ._diagnostics import Reporter
-from ._encode import EventBuilder
 
 # Events the writer may hold besides the buffer's (memory: twice this many at most);
 # the application waits about once per this many events while the writer is behind.
@@ -37,16 +35,15 @@ class Overflow:
 
     Args:
         queue_size: The pipeline's ``max_queue_size``; the buffer holds at least 5,000.
-        make_builder: Makes the writer thread's ``EventBuilder``.
-        write: Stores built events (on the writer thread); counts what it cannot store.
+        write: Builds and stores pending events (on the writer thread, or on the thread
+            of ``close()`` when there is none); counts what it cannot store.
         reporter: Diagnostics.
     """
 
     def __init__(
         self,
         queue_size: int,
-        make_builder: Callable[[], EventBuilder],
-        write: Callable[[list[Event]], None],
+        write: Callable[[list[tuple[Any, ...]]], None],
         reporter: Reporter,
     ) -> None:
         self._capacity = max(_MIN_CAPACITY, queue_size)
@@ -55,7 +52,7 @@ class Overflow:
         self._stalled = False
         self._writer: threading.Thread | None = None
         self._lock = threading.Lock()
-        self._make_builder = make_builder
+        self._in_hand = 0  # taken by the writer, not yet stored or counted
         self._write = write
         self._reporter = reporter
 
@@ -101,7 +98,6 @@ class Overflow:
             self._writer = thread
 
     def _run(self) -> None:
-        builder = self._make_builder()
         while True:
             item = self._buffer.get()
             items: list[tuple[Any, ...]] = []
@@ -123,11 +119,13 @@ class Overflow:
                     break
             # The buffer is empty now: let waiting application threads in before the
             # slow part (building, encoding, the transaction).
+            self._in_hand = len(items)
             self._stalled = False
             self._room.set()
             # In slices, so that at most one slice of built events is in memory.
             for start in range(0, len(items), _WRITE_CHUNK):
-                self._write([builder.build(i) for i in items[start : start + _WRITE_CHUNK]])
+                self._write(items[start : start + _WRITE_CHUNK])
+                self._in_hand = max(0, len(items) - start - _WRITE_CHUNK)
             for marker in markers:
                 marker.set()
             if stop:
@@ -158,9 +156,8 @@ class Overflow:
             if isinstance(item, tuple):
                 items.append(item)
         if items:
-            builder = self._make_builder()
-            self._write([builder.build(i) for i in items])
+            self._write(items)
 
     def waiting(self) -> int:
-        """Events buffered, not yet taken by the writer."""
-        return self._buffer.qsize()
+        """Events buffered or taken by the writer, not yet stored or counted."""
+        return self._buffer.qsize() + self._in_hand

@@ -14,8 +14,10 @@ that drain (``deliver_backlog``) within their time bounds.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import random
+import secrets
 import threading
 import time
 from collections.abc import Callable
@@ -85,12 +87,14 @@ class SpoolLink:
         self._failures = 0
         # Notified after every drain attempt, for deliver_backlog().
         self._drained = threading.Condition(threading.Lock())
-        self._overflow = Overflow(
-            self._config.max_queue_size,
-            lambda: LoggedEventBuilder(id_prefix, stats.enqueued, lambda raw: None),
-            self._write_overflow,
-            self._reporter,
+        # Used by the overflow writer thread only (or by close() when there is none).
+        # Its own prefix and numbering: an event is counted in ``enqueued`` only once it
+        # is on disk, so one the spool cannot take is counted ``dropped_queue_full``
+        # alone, exactly as without a spool.
+        self._builder = LoggedEventBuilder(
+            secrets.token_urlsafe(8), itertools.count(), lambda raw: None
         )
+        self._overflow = Overflow(self._config.max_queue_size, self._write_overflow, reporter)
 
     def _on_error(self, message: str) -> None:
         self._reporter.every("spool:" + message[:60], logging.ERROR, "%s", message)
@@ -101,12 +105,19 @@ class SpoolLink:
         """Take an event the queue had no room for; ``False`` if the spool cannot."""
         return self.spool.available and self._overflow.put(item)
 
-    def _write_overflow(self, events: list[Event]) -> None:
-        kept = self.spill(events)
-        if kept < len(events):
+    def _write_overflow(self, items: list[tuple[Any, ...]]) -> None:
+        build = self._builder.build
+        # Built and encoded row by row inside the transaction: SQLite lets the
+        # application thread in between rows, instead of after the whole slice.
+        payloads = (dumps_event(build(item)) for item in items)
+        kept = self.spool.put(payloads, [item[3] for item in items])
+        counter = self._stats.enqueued if kept else self._stats.dropped_queue_full
+        for _ in items:
+            next(counter)
+        if kept:
             with self._lock:
-                for _ in range(len(events) - kept):
-                    next(self._stats.dropped_queue_full)
+                self._stats.spooled += kept
+            self.on_stored()
 
     def flush(self, timeout: float | None) -> bool:
         """Wait until the overflow taken so far is on disk."""
@@ -127,7 +138,7 @@ class SpoolLink:
             return on_disk
         now = time.time()
         logged = [getattr(e, "logged", now) for e in fresh]
-        kept = self.spool.put([dumps_event(e) for e in fresh], logged)  # type: ignore[arg-type]
+        kept = self.spool.put((dumps_event(e) for e in fresh), logged)  # type: ignore[arg-type]
         if kept:
             with self._lock:
                 self._stats.spooled += kept

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+from .._private_files import UntrustedPathError, prepare_database, verify_database
+
 __all__ = ["EventStore", "StoreError", "StoredEvent", "parse_timestamp"]
 
 _SCHEMA = """
@@ -84,6 +86,12 @@ def parse_timestamp(text: str) -> datetime:
     return parsed
 
 
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc)
+
+
 def _utc_now_iso() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
@@ -107,6 +115,13 @@ class EventStore:
         if not create and not os.path.isfile(self.path):
             raise StoreError(f"database not found: {self.path} (run 'slaos-logging serve' first?)")
         self._lock = threading.Lock()
+        if create:
+            # Events hold customer ids and every extra field: a private file, never one
+            # another user could have planted or linked (see _private_files).
+            try:
+                prepare_database(self.path)
+            except (UntrustedPathError, OSError) as exc:
+                raise StoreError(f"refusing database {self.path}: {_reason(exc)}") from None
         try:
             # Autocommit mode: transactions are opened explicitly so a batch is all-or-nothing.
             self._conn = sqlite3.connect(
@@ -118,6 +133,7 @@ class EventStore:
             if create:
                 self._conn.execute("PRAGMA journal_mode=WAL")
                 self._conn.execute("PRAGMA synchronous=NORMAL")
+                verify_database(self.path)
                 self._conn.executescript(_SCHEMA)
             else:
                 row = self._conn.execute(
@@ -128,6 +144,9 @@ class EventStore:
         except sqlite3.Error as exc:
             self._conn.close()
             raise StoreError(f"cannot use database {self.path}: {exc}") from None
+        except UntrustedPathError as exc:
+            self._conn.close()
+            raise StoreError(f"refusing database {self.path}: {exc}") from None
         except StoreError:
             self._conn.close()
             raise
