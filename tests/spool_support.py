@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import threading
 from collections import Counter
@@ -120,3 +121,33 @@ def write_v1_spool(folder: Path, payloads: list[bytes]) -> Path:
     finally:
         conn.close()
     return path
+
+
+# -- a second local user (the tests run these in a spawned child that drops to it) --------
+
+#: The conventional "nobody" user: a second user on any Linux host.
+OTHER_UID = 65534
+
+
+def as_other_user(action: str, folder: str, arg: str) -> None:
+    """Child process: become ``OTHER_UID``, then plant ``action`` in ``folder``.
+
+    ``database``: a valid spool file holding a forged event for endpoint ``arg``, readable
+    and writable by everyone. ``symlink``: ``folder/arg`` made a link to a file of the
+    victim that the second user cannot even see.
+    """
+    from slaos_logging._spool import Spool  # imported before the privileges go
+
+    os.setgid(OTHER_UID)
+    os.setuid(OTHER_UID)
+    if action == "database":
+        forged = b'{"organization_id":"victim","key":"k","values":{"seq":-1}}'
+        spool = Spool(folder, endpoint=arg)
+        assert spool.available and spool.put([forged]) == 1
+        spool.close()
+        for name in os.listdir(folder):
+            os.chmod(os.path.join(folder, name), 0o666)
+    elif action.startswith("symlink:"):
+        os.symlink(arg, os.path.join(folder, action.split(":", 1)[1]))
+    else:
+        raise ValueError(action)
