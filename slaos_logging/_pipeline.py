@@ -238,7 +238,8 @@ class Pipeline:
         self.sender.wake.set()
         left = deadline - time.monotonic()
         if marker.done.wait(max(0.0, left)) and self.spool.flush(max(0.0, left)):
-            self.spool.deliver_backlog(deadline)
+            # Stop a little early, so the batch in flight can finish before the deadline.
+            self.spool.deliver_backlog(deadline - min(1.0, 0.1 * self.config.shutdown_timeout))
 
     def _close_spool(self, deadline: float) -> None:
         if self.spool is not None:
