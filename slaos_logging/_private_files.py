@@ -55,6 +55,20 @@ def check_folder(folder: str) -> None:
         )
 
 
+def make_folder(folder: str) -> None:
+    """Create ``folder`` and any missing parents with mode ``0700`` (whatever the umask
+    allows beyond that: never more)."""
+    if os.path.isdir(folder):
+        return
+    parent = os.path.dirname(os.path.abspath(folder))
+    if parent != os.path.abspath(folder):
+        make_folder(parent)
+    try:
+        os.mkdir(folder, 0o700)  # os.makedirs would leave parents at the umask's mode
+    except FileExistsError:
+        pass
+
+
 def _claim(path: str, *, create: bool) -> int | None:
     """Open ``path`` without following links, check it is ours, make it ``0600``.
 

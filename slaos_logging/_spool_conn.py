@@ -17,7 +17,7 @@ import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 
-from ._private_files import UntrustedPathError
+from ._private_files import UntrustedPathError, make_folder
 from ._spool_db import (
     FILENAME,
     LegacySpoolError,
@@ -77,7 +77,7 @@ class SpoolConnection:
         self.available = False
         _SPOOLS.add(self)
         try:
-            os.makedirs(self.directory, mode=0o700, exist_ok=True)  # events may hold PII
+            make_folder(self.directory)  # events may hold PII
             self._conn = self._connect()
             self.available = True
         except UntrustedPathError as exc:

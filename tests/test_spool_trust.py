@@ -102,6 +102,15 @@ def test_spool_files_are_private_whatever_the_umask(
     spool.close()
 
 
+def test_missing_parent_folders_are_private_too(umask_zero: None, tmp_path: Path) -> None:
+    """Parents created for spool_dir are 0700 as well, not left at the umask's 0777."""
+    folder = tmp_path / "a" / "b" / "spool"
+    spool = Spool(folder)
+    assert spool.available
+    assert [mode(p) for p in (tmp_path / "a", tmp_path / "a" / "b", folder)] == [0o700] * 3
+    spool.close()
+
+
 def test_spool_files_an_older_version_left_readable_are_made_private(tmp_path: Path) -> None:
     """A 0644 spool file from before is narrowed to 0600 when opened."""
     Spool(tmp_path).close()
