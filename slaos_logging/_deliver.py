@@ -162,10 +162,12 @@ class Deliverer:
                 self._abort.wait(delay)
 
     def _spooled(self, chunk: list[Event], spill: Callable[[list[Event]], int] | None) -> bool:
+        if self._abandoned:
+            return True  # close() took this batch back: it spools or counts it
         # The spool takes a batch whole or not at all; if it cannot (it failed to open,
         # the disk is full), the batch is retried in memory as without a spool.
         spill = spill or self.spill
-        return not self._abandoned and spill is not None and spill(chunk) == len(chunk)
+        return spill is not None and spill(chunk) == len(chunk)
 
     def _give_up(
         self,

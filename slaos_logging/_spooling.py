@@ -85,6 +85,7 @@ class SpoolLink:
         self._prefix = id_prefix
         self._lock = threading.Lock()
         self._failures = 0
+        self._generation = 0  # bumped whenever events were stored
         # Notified after every drain attempt, for deliver_backlog().
         self._drained = threading.Condition(threading.Lock())
         # Used by the overflow writer thread only (or by close() when there is none).
@@ -95,6 +96,10 @@ class SpoolLink:
             secrets.token_urlsafe(8), itertools.count(), lambda raw: None
         )
         self._overflow = Overflow(self._config.max_queue_size, self._write_overflow, reporter)
+
+    def _stored(self) -> None:
+        self._generation += 1  # before the wake-up: see drain()
+        self.on_stored()
 
     def _on_error(self, message: str) -> None:
         self._reporter.every("spool:" + message[:60], logging.ERROR, "%s", message)
@@ -117,7 +122,7 @@ class SpoolLink:
         if kept:
             with self._lock:
                 self._stats.spooled += kept
-            self.on_stored()
+            self._stored()
 
     def flush(self, timeout: float | None) -> bool:
         """Wait until the overflow taken so far is on disk."""
@@ -142,15 +147,21 @@ class SpoolLink:
         if kept:
             with self._lock:
                 self._stats.spooled += kept
-            self.on_stored()
+            self._stored()
         return on_disk + kept
 
     # -- draining: sender thread, when idle ------------------------------------------
 
     def drain(self, deliverer: Deliverer) -> float | None:
         """Send one batch from the spool; return seconds until the next try, or None."""
+        generation = self._generation
         try:
-            return self._drain_once(deliverer)
+            delay = self._drain_once(deliverer)
+            if (delay is None or delay >= _RECHECK) and self._generation != generation:
+                # Stored while this drain found nothing to claim: the wake-up that came
+                # with them found a drain running and was lost, so look again now.
+                return 0.0
+            return delay
         finally:
             with self._drained:
                 self._drained.notify_all()

@@ -71,18 +71,9 @@ def rows_on_disk(folder: Path) -> int:
         conn.close()
 
 
-def stats_settled(handler: SlaOSHandler) -> Callable[[], bool]:
-    """Nothing of ``handler`` waits in memory any more (queue, overflow)."""
-
-    def settled() -> bool:
-        stats = handler.stats()
-        return (
-            stats["queue_depth"] == 0
-            and handler._pipeline.spool is not None
-            and (handler._pipeline.spool.waiting() == 0)
-        )
-
-    return settled
+def on_disk(handler: SlaOSHandler, count: int) -> Callable[[], bool]:
+    """``handler``'s spool holds ``count`` rows of its own (an outage moved them there)."""
+    return lambda: handler.stats()["spool_depth"] >= count
 
 
 # The schema of spool files written before rows carried their endpoint (version 1).
