@@ -11,6 +11,7 @@ import itertools
 import logging
 import os
 import sqlite3
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -341,3 +342,48 @@ def test_events_stored_while_a_drain_finds_nothing_are_drained_at_once(
     assert link.drain(handler._pipeline.deliverer) == 0.0
     link.spool.claim = claim  # type: ignore[method-assign]
     assert handler.stats()["spool_depth"] == 1
+
+
+def test_stalled_disk_drops_and_counts_instead_of_blocking(
+    server: RecordingServer,
+    make_handler: Callable[..., SlaOSHandler],
+    app_logger: logging.Logger,
+    tmp_path: Path,
+    diagnostics: object,
+) -> None:
+    """Another process holds the spool locked: emit() waits once, then drops and counts."""
+    folder = tmp_path / "spool"
+    handler = make_handler(spool_dir=folder, max_queue_size=100, **FAST)
+    app_logger.addHandler(handler)
+    server.go_down()
+    blocker = sqlite3.connect(folder / FILENAME, isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")  # the writer's inserts now wait, then fail
+    try:
+        started = time.monotonic()
+        burst(app_logger, 20_000)
+        elapsed = time.monotonic() - started
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    assert elapsed < 30, f"emit() blocked for {elapsed:.1f} s on a stalled disk"
+    during = handler.stats()
+    assert during["dropped_queue_full"] > 0, during
+    server.go_up()
+
+    def settled() -> bool:
+        stats = handler.stats()
+        return stats["queue_depth"] == handler._pipeline.spool.waiting() == 0 and (  # type: ignore[union-attr]
+            stats["sent"] + stats["failed"] == stats["enqueued"]
+        )
+
+    wait_for(settled, 60, lambda: f"not settled: {handler.stats()}")
+    assert handler.flush(30)
+    stats = handler.stats()
+    assert stats["enqueued"] + stats["dropped_queue_full"] == 20_000, stats
+    # A batch the locked spool could not take was retried in memory (failed, if the
+    # lock outlived its retries); everything else arrived exactly once.
+    assert stats["sent"] + stats["failed"] == stats["enqueued"], stats
+    assert stats["sent"] == sum(seqs(server).values()) == len(seqs(server)), stats
+    assert stats["spool_depth"] == stats["spool_dropped"] == 0, stats
+    messages = [r.getMessage() for r in diagnostics.records]  # type: ignore[attr-defined]
+    assert sum("made no progress" in m for m in messages) == 1, messages
