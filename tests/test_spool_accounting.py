@@ -37,12 +37,19 @@ BURST = int(os.environ.get("SLAOS_SPOOL_BURST_EVENTS", "50000"))
 LOSSES = ("failed", "invalid", "dropped_queue_full", "dropped_closed", "dropped_shutdown")
 
 
+def assert_adds_up(stats: dict[str, int]) -> None:
+    """The README's invariant for a process alone on its spool, once flush() returned."""
+    settled = ("sent", "invalid", "failed", "dropped_shutdown", "spool_depth", "spool_dropped")
+    assert stats["enqueued"] == sum(stats[name] for name in settled), stats
+
+
 def assert_all_sent(handler: SlaOSHandler, server: RecordingServer, total: int) -> None:
     """Every seq in ``range(total)`` accepted once, and ``stats()`` says exactly that."""
     counts = seqs(server)
     assert set(counts) == set(range(total)), f"{total - len(counts)} events missing"
     assert max(counts.values()) == 1, "an event arrived twice"
     stats = handler.stats()
+    assert_adds_up(stats)
     assert stats["enqueued"] == stats["sent"] == total, stats
     assert all(stats[name] == 0 for name in LOSSES), stats
     assert stats["spool_dropped"] == stats["spool_depth"] == stats["queue_depth"] == 0, stats
@@ -179,6 +186,7 @@ def test_spool_depth_after_close_counts_what_stayed_on_disk(
     burst(app_logger, 300)
     handler.close()
     stats = handler.stats()
+    assert_adds_up(stats)
     assert stats["spooled"] == stats["spool_depth"] == rows_on_disk(folder) == 300, stats
     assert stats["enqueued"] == 300 and stats["sent"] == 0, stats
     assert all(stats[name] == 0 for name in LOSSES), stats
@@ -379,6 +387,7 @@ def test_stalled_disk_drops_and_counts_instead_of_blocking(
     wait_for(settled, 60, lambda: f"not settled: {handler.stats()}")
     assert handler.flush(30)
     stats = handler.stats()
+    assert_adds_up(stats)
     assert stats["enqueued"] + stats["dropped_queue_full"] == 20_000, stats
     # A batch the locked spool could not take was retried in memory (failed, if the
     # lock outlived its retries); everything else arrived exactly once.
