@@ -86,12 +86,6 @@ def parse_timestamp(text: str) -> datetime:
     return parsed
 
 
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
-    return str(exc)
-
-
 def _utc_now_iso() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
@@ -120,8 +114,11 @@ class EventStore:
             # another user could have planted or linked (see _private_files).
             try:
                 prepare_database(self.path)
-            except (UntrustedPathError, OSError) as exc:
-                raise StoreError(f"refusing database {self.path}: {_reason(exc)}") from None
+            except UntrustedPathError as exc:
+                raise StoreError(f"refusing database {self.path}: {exc}") from None
+            except OSError as exc:
+                reason = exc.strerror or str(exc)
+                raise StoreError(f"cannot open database {self.path}: {reason}") from None
         try:
             # Autocommit mode: transactions are opened explicitly so a batch is all-or-nothing.
             self._conn = sqlite3.connect(
