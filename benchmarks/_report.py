@@ -1,4 +1,4 @@
-"""Turning the benchmark numbers into issue 6's verdicts and a Markdown report."""
+"""Benchmark numbers into a Markdown report, with a verdict for each performance target."""
 
 from __future__ import annotations
 
@@ -59,7 +59,7 @@ def _fmt(x: Any, digits: int = 2) -> str:
 
 
 def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
-    """Met / missed for each of issue 6's targets, with the measured ratio."""
+    """Met / missed for each performance target, with the measured ratio."""
     raw = result["raw"]
     rows = {r["case"]: r for r in result["rows"]}
     slaos, flat = rows["slaos"], rows["slaos_flat"]
@@ -248,7 +248,7 @@ def render(result: dict[str, Any]) -> str:
     lines += _details(result)
     lines += [
         "",
-        "### Targets (issue 6)",
+        "### Targets",
         "",
         "| target | status | measured | goal |",
         "|---|---|---|---|",

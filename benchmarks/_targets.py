@@ -24,7 +24,7 @@ CASES: dict[str, tuple[str, str]] = {
     "null": ("NullHandler (floor)", "values"),
     "null_flat": ("NullHandler, flat extras (floor)", "flat"),
     "queue": ("stdlib QueueHandler (no delivery)", "values"),
-    "seed": ("seed SlaOSWorker (sync POST per event)", "values"),
+    "seed": ("slaOS example SlaOSWorker (sync POST per event)", "values"),
     "slaos": ("SlaOSHandler", "values"),
     "slaos_flat": ("SlaOSHandler, flat extras", "flat"),
     "otel": ("OTel LoggingHandler + BatchLogRecordProcessor + OTLP/HTTP", "values"),

@@ -1,4 +1,6 @@
-"""Benchmarks for issue 6: ``python benchmarks/run.py [--rounds 5] [--quick] [--json out.json]``.
+"""Side-by-side benchmarks of SlaOSHandler and its peers.
+
+Usage: ``python benchmarks/run.py [--rounds 5] [--quick] [--json out.json]``.
 
 Every sample runs in a fresh process (``benchmarks/_cases.py``) against one local sink
 process (``benchmarks/_sink.py``). Rounds are interleaved (each round runs every case

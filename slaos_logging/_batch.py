@@ -10,6 +10,7 @@ due. Batches close at ``batch_size`` events, about ``max_batch_bytes`` of JSON, 
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
 import time
@@ -25,6 +26,10 @@ from ._stats import Stats
 
 #: Idents of every live sender thread: records they log (urllib3's, say) are never shipped.
 SENDER_THREADS: set[int] = set()
+# A forked child has none of its parent's threads, but glibc hands their stacks, and so
+# their idents, to the child's next threads: an inherited ident would make emit() ignore
+# every record of whichever child thread got it. The child's own sender adds itself.
+os.register_at_fork(after_in_child=SENDER_THREADS.clear)
 
 
 class FlushMarker:
@@ -69,7 +74,9 @@ class BatchSender(QueueListener):
         self._reporter = reporter
         self._batch: list[Event] = []
         self._due_at = 0.0
-        self._builder = builder(id_prefix, stats.enqueued, self._bad_timestamp)
+        self._builder = builder(
+            id_prefix, stats.enqueued, self._bad_timestamp, self._name_collision
+        )
         # Called when the queue is idle; returns seconds until it wants to run again
         # (the spool's drain and probe), or None to sleep until an event arrives.
         self._idle_work = idle_work
@@ -184,6 +191,18 @@ class BatchSender(QueueListener):
             logging.WARNING,
             "unusable timestamp %.60r: used the record's creation time instead",
             raw,
+        )
+
+    def _name_collision(self, name: str) -> None:
+        # Once per name: a code path that always logs both spellings would otherwise
+        # repeat it on every event.
+        self._reporter.once(
+            "name_collision:" + name,
+            logging.WARNING,
+            "value names that differ only in characters other than letters, digits, '_' "
+            "and '/' all become %r: the first one's value is kept, the others are dropped "
+            "from values",
+            name,
         )
 
     def _tick(self) -> None:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+
+from urllib3.exceptions import LocationParseError
+from urllib3.util import parse_url
 
 ENV_INGESTION_ID = "SLAOS_INGESTION_ID"
 ENV_INGESTION_KEY = "SLAOS_INGESTION_KEY"
@@ -70,13 +73,16 @@ class Config:
         return f"{self.base_url}/v1/ingest/{self.ingestion_id}/***"
 
     def __repr__(self) -> str:
+        # getattr: repr must not raise, even on an instance whose construction failed.
         return (
-            f"Config(base_url={self.base_url!r}, ingestion_id={self.ingestion_id!r}, "
-            f"ingestion_key='***', key={self.key!r})"
+            f"Config(base_url={getattr(self, 'base_url', None)!r}, "
+            f"ingestion_id={getattr(self, 'ingestion_id', None)!r}, "
+            f"ingestion_key='***', key={getattr(self, 'key', None)!r})"
         )
 
 
 def _is_loopback(hostname: str) -> bool:
+    hostname = hostname.strip("[]").lower()
     if hostname == "localhost" or hostname.endswith(".localhost"):
         return True
     try:
@@ -85,37 +91,79 @@ def _is_loopback(hostname: str) -> bool:
         return False
 
 
+# Characters no base URL needs, each of which has made one URL parser read a different host
+# than another: a backslash (WHATWG parsers treat it as "/"), "@" (userinfo), white space,
+# control characters, "%" (an encoded host).
+_BAD_HOST_CHARS = re.compile(r"[\\@%\s\x00-\x1f\x7f-\x9f]")
+
+
 def resolve_base_url(host: str, *, allow_insecure_http: bool = False) -> str:
     """Turn ``host`` (a bare host or a full base URL) into a base URL without trailing slash.
+
+    The scheme and host are read by ``urllib3.util.parse_url``, the parser that will
+    connect, so the loopback and https rules judge the host the request really goes to.
 
     Args:
         host: ``api.rated.co``, ``localhost:8080`` (both mean https) or a URL with a scheme.
         allow_insecure_http: Permit ``http://`` to a non-loopback host.
 
     Raises:
-        ValueError: The scheme is not http(s), the host is empty, or plain http would send
-            the ingestion key in clear text over a network.
+        ValueError: The scheme is not http(s); the host is empty or holds a backslash,
+            userinfo (``user@``), white space or a control character; or plain http would
+            send the ingestion key in clear text over a network. The message never quotes
+            the value, which may be a pasted ingestion URL with the key in it.
     """
     host = host.strip()
+    bad = _BAD_HOST_CHARS.search(host)
+    if bad is not None:
+        what = {"\\": "a backslash", "@": "userinfo (user@)", "%": "percent-encoding"}.get(
+            bad.group(), "white space or a control character"
+        )
+        raise ValueError(f"host: may not contain {what}")
     if "://" not in host:
         host = "https://" + host
-    parts = urlsplit(host)
-    if parts.scheme not in ("http", "https"):
-        raise ValueError(f"host: scheme must be http or https, got {parts.scheme!r}")
-    if not parts.hostname:
-        raise ValueError(f"host: no host name in {host!r}")
-    if parts.query or parts.fragment:
+    try:
+        parts = parse_url(host)
+    except LocationParseError:
+        raise ValueError("host: not a valid host name or URL") from None
+    scheme = (parts.scheme or "").lower()
+    if scheme not in ("http", "https"):
+        raise ValueError(f"host: scheme must be http or https, got {scheme!r}")
+    if not parts.host or parts.auth is not None:
+        raise ValueError("host: no host name in the URL")
+    if parts.query is not None or parts.fragment is not None:
         raise ValueError("host: a base URL may not carry a query or fragment")
-    if parts.scheme == "http" and not allow_insecure_http and not _is_loopback(parts.hostname):
+    if scheme == "http" and not allow_insecure_http and not _is_loopback(parts.host):
         raise ValueError(
-            f"host: plain http:// to {parts.hostname} would send the ingestion key unencrypted "
+            f"host: plain http:// to {parts.host} would send the ingestion key unencrypted "
             "(it travels in the URL path); use https, or pass allow_insecure_http=True"
         )
-    base = f"{parts.scheme}://{parts.netloc}{parts.path}".rstrip("/")
+    netloc = parts.host if parts.port is None else f"{parts.host}:{parts.port}"
+    base = f"{scheme}://{netloc}{parts.path or ''}".rstrip("/")
     # A pasted ingestion URL ending in /v1/ingest would otherwise be doubled.
     if base.endswith("/v1/ingest"):
         base = base[: -len("/v1/ingest")]
     return base
+
+
+# RFC 3986's unreserved characters: they travel in a URL path exactly as written, so the
+# credentials need no encoding and can be redacted by their literal form.
+_URL_SAFE = re.compile(r"[A-Za-z0-9._~-]+")
+
+
+def check_credential(name: str, value: str) -> str:
+    """Return ``value`` if it is a valid ingestion id or key, else raise naming ``name``.
+
+    Raises:
+        ValueError: ``value`` holds a character outside ``A-Z a-z 0-9 - . _ ~``. The value
+            itself is never quoted: it may be the key.
+    """
+    if not isinstance(value, str) or _URL_SAFE.fullmatch(value) is None:
+        raise ValueError(
+            f"{name} may only contain letters, digits and '-', '.', '_', '~' "
+            "(as slaOS issues them); check for stray quotes, spaces or a pasted URL"
+        )
+    return value
 
 
 def _positive(name: str, value: float, *, integer: bool) -> None:
@@ -182,8 +230,7 @@ def build_config(
     ingestion_id = _required(ingestion_id, "ingestion_id", ENV_INGESTION_ID)
     ingestion_key = _required(ingestion_key, "ingestion_key", ENV_INGESTION_KEY)
     for name, secret in (("ingestion_id", ingestion_id), ("ingestion_key", ingestion_key)):
-        if "/" in secret or any(c.isspace() for c in secret):
-            raise ValueError(f"{name} may not contain '/' or white space")
+        check_credential(name, secret)
     base_url = resolve_base_url(
         host or os.environ.get(ENV_HOST) or DEFAULT_HOST, allow_insecure_http=allow_insecure_http
     )

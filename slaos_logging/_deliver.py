@@ -6,13 +6,13 @@ counter (``sent``, ``invalid``, ``failed``, ``dropped_shutdown``) or in the spoo
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from ._deliver_report import describe, report_failed, report_invalid, report_redirect
 from ._diagnostics import Reporter
 from ._retry import RetryPolicy, Verdict, classify
 from ._stats import Stats
@@ -63,7 +63,12 @@ class Deliverer:
         self._abort = threading.Event()
         self.spill = spill
         self._lock = threading.Lock()
-        self._inflight: list[Event] | None = None
+        # What deliver() has not settled yet: the chunk being sent and the chunks still
+        # to send (a stack, oldest last). abandon() takes exactly these, so an event is
+        # either settled here or handed back, never both.
+        self._chunk: list[Event] | None = None
+        self._pending: list[list[Event]] | None = None
+        self._batch_spill: Callable[[list[Event]], int] | None = None
         self._abandoned = False
         #: Set when a spool is configured: a batch gets one attempt and then goes to
         #: disk (where a crash cannot take it), and the spool's probes do the retrying.
@@ -79,50 +84,84 @@ class Deliverer:
 
         Args:
             events: The batch.
-            spill: Overrides ``self.spill`` for this batch.
+            spill: Overrides ``self.spill`` for this batch: the spool's drain, whose
+                events are rows already on disk. If close() abandons the batch, its
+                unsettled events go to this ``spill`` (back to the spool) instead of
+                being handed to close().
         """
         with self._lock:
-            if self._abandoned:
-                return
-            self._inflight = events
+            abandoned = self._abandoned
+            if not abandoned:
+                pending = [events]
+                self._pending = pending
+                self._chunk = None
+                self._batch_spill = spill
+        if abandoned:
+            # close() gave up on this thread while it was busy elsewhere: these events
+            # reached us after abandon() took the rest, so they are accounted here.
+            self._give_up(events, spill, shutdown=True, late=True)
+            return
         try:
-            pending = [events]
-            while pending:
-                chunk = pending.pop()
-                try:
-                    body = self._body(chunk)
-                except Exception as exc:  # an event no fallback could encode
-                    if len(chunk) > 1:
-                        pending.extend(_halves(chunk))
-                    else:
-                        self._reject(chunk[0], SendResult(None, None, f"cannot encode: {exc}"))
-                    continue
-                if len(chunk) > 1 and len(body) > self._max_bytes:
-                    # Keep the share that fits (by mean size) and send the rest after it.
-                    cut = min(len(chunk) - 1, max(1, len(chunk) * self._max_bytes // len(body)))
-                    pending.extend((chunk[cut:], chunk[:cut]))
-                    continue
-                self.event_bytes = max(1, len(body) // len(chunk))
-                result = self._post(body, chunk, spill)
-                if result is _SPOOLED:
-                    continue
-                if result is None:
-                    self._give_up(chunk, spill, shutdown=True)
-                    continue
-                verdict = classify(result.status)
-                if verdict is Verdict.OK:
-                    self._count("sent", len(chunk))
-                elif verdict in (Verdict.SPLIT, Verdict.INVALID) and len(chunk) > 1:
-                    pending.extend(_halves(chunk))
-                elif verdict in (Verdict.SPLIT, Verdict.INVALID):
-                    self._reject(chunk[0], result)
-                elif verdict is Verdict.RETRY:
-                    self._give_up(chunk, spill, shutdown=False, result=result)
-                else:
-                    self._fail(chunk, result, verdict)
+            while True:
+                with self._lock:
+                    if self._abandoned or not pending:
+                        break
+                    chunk = pending.pop()
+                    self._chunk = chunk
+                self._send_chunk(chunk, spill)
         finally:
             with self._lock:
-                self._inflight = None
+                self._chunk = self._pending = self._batch_spill = None
+
+    def _send_chunk(self, chunk: list[Event], spill: Callable[[list[Event]], int] | None) -> None:
+        try:
+            body = self._body(chunk)
+        except Exception as exc:  # an event no fallback could encode
+            if len(chunk) > 1:
+                self._split(_halves(chunk))
+            else:
+                self._reject(chunk, SendResult(None, None, f"cannot encode: {exc}"))
+            return
+        if len(chunk) > 1 and len(body) > self._max_bytes:
+            # Keep the share that fits (by mean size) and send the rest after it.
+            cut = min(len(chunk) - 1, max(1, len(chunk) * self._max_bytes // len(body)))
+            self._split((chunk[cut:], chunk[:cut]))
+            return
+        self.event_bytes = max(1, len(body) // len(chunk))
+        result = self._post(body, chunk, spill)
+        if result is _SPOOLED:
+            return
+        if result is None:
+            self._give_up(chunk, spill, shutdown=True)
+            return
+        verdict = classify(result.status)
+        if verdict is Verdict.OK:
+            if self._take(chunk):
+                self._count("sent", len(chunk))
+        elif verdict in (Verdict.SPLIT, Verdict.INVALID) and len(chunk) > 1:
+            self._split(_halves(chunk))
+        elif verdict in (Verdict.SPLIT, Verdict.INVALID):
+            self._reject(chunk, result)
+        elif verdict is Verdict.RETRY:
+            self._give_up(chunk, spill, shutdown=False, result=result)
+        else:
+            self._fail(chunk, result, verdict)
+
+    def _take(self, chunk: list[Event]) -> bool:
+        """Claim the chunk in flight for settling; ``False`` if abandon() took it."""
+        with self._lock:
+            if self._abandoned:
+                return False
+            self._chunk = None
+            return True
+
+    def _split(self, parts: tuple[list[Event], list[Event]]) -> None:
+        """Replace the chunk in flight by its parts (pushed: second first)."""
+        with self._lock:
+            if self._abandoned or self._pending is None:
+                return  # abandon() took the whole chunk
+            self._pending.extend(parts)
+            self._chunk = None
 
     def _body(self, chunk: list[Event]) -> bytes:
         if type(chunk[0]) is bytes:
@@ -134,22 +173,26 @@ class Deliverer:
     ) -> SendResult | None:
         """One request plus its retries; ``None`` when shutdown cut the retries short.
 
-        Returns ``_SPOOLED`` when a retryable failure handed ``chunk`` to the spool.
+        Returns ``_SPOOLED`` when, after a retryable failure, ``chunk`` was settled in the
+        spool (or close() took it back meanwhile).
         """
         retries = 0
         while True:
             result = self._transport.send(body)
             self._stats.requests += 1
+            if result.redirect_host is not None:
+                report_redirect(self._reporter, result)
             if classify(result.status) is not Verdict.RETRY or not self._policy.allows(retries):
                 return result
             if self.skip_retries and self._spooled(chunk, spill):
                 return _SPOOLED
-            self._reporter.every(
-                "retry",
-                logging.WARNING,
-                "slaOS did not accept a batch (%s); retrying with backoff",
-                _describe(result),
-            )
+            if result.redirect_host is None:
+                self._reporter.every(
+                    "retry",
+                    logging.WARNING,
+                    "slaOS did not accept a batch (%s); retrying with backoff",
+                    describe(result),
+                )
             delay = self._policy.delay(retries, result.retry_after)
             deadline = self.deadline
             if deadline is not None and deadline - time.monotonic() <= delay:
@@ -162,12 +205,23 @@ class Deliverer:
                 self._abort.wait(delay)
 
     def _spooled(self, chunk: list[Event], spill: Callable[[list[Event]], int] | None) -> bool:
-        if self._abandoned:
-            return True  # close() took this batch back: it spools or counts it
-        # The spool takes a batch whole or not at all; if it cannot (it failed to open,
-        # the disk is full), the batch is retried in memory as without a spool.
+        """Settle ``chunk`` in the spool; ``False`` if it must be retried in memory."""
         spill = spill or self.spill
-        return spill is not None and spill(chunk) == len(chunk)
+        if spill is None:
+            return False
+        if not self._take(chunk):
+            return True  # close() took it back: it spools or counts it
+        # The spool takes a chunk whole or not at all.
+        if spill(chunk) == len(chunk):
+            return True
+        # The spool cannot take it (it failed to open, the disk is full): back in
+        # flight, and retried in memory exactly as without a spool.
+        with self._lock:
+            if not self._abandoned:
+                self._chunk = chunk
+                return False
+        self._give_up(chunk, spill, shutdown=True, late=True)  # abandon() missed it
+        return True
 
     def _give_up(
         self,
@@ -176,8 +230,9 @@ class Deliverer:
         *,
         shutdown: bool,
         result: SendResult | None = None,
+        late: bool = False,
     ) -> None:
-        if self._abandoned:
+        if not late and not self._take(events):
             return
         spill = spill or self.spill
         kept = spill(events) if spill is not None else 0
@@ -199,51 +254,25 @@ class Deliverer:
             logging.ERROR,
             "gave up on %d slaOS events (%s); see stats()['failed']",
             lost,
-            _describe(result) if result is not None else "no answer",
+            describe(result) if result is not None else "no answer",
         )
 
-    def _reject(self, event: Event, result: SendResult) -> None:
-        self._count("invalid", 1)
-        if isinstance(event, bytes):
-            event = _loads(event)
-        self._reporter.each(
-            "invalid",
-            logging.WARNING,
-            "slaOS rejected an event as invalid (%s); event: organization_id=%r key=%r "
-            "timestamp=%r values=%.200r",
-            _describe(result),
-            event.get("organization_id"),
-            event.get("key"),
-            event.get("timestamp"),
-            event.get("values"),
-        )
+    def _reject(self, chunk: list[Event], result: SendResult) -> None:
+        if self._take(chunk):
+            self._count("invalid", 1)
+            report_invalid(self._reporter, chunk[0], result)
 
     def _fail(self, events: list[Event], result: SendResult, verdict: Verdict) -> None:
-        self._count("failed", len(events))
-        if verdict is Verdict.AUTH:
-            self._reporter.every(
-                "auth",
-                logging.ERROR,
-                "slaOS refused the credentials (%s): the ingestion id or key is wrong, "
-                "or the key was rotated; events are being dropped (%d so far, see "
-                "stats()['failed']). Check SLAOS_INGESTION_ID / SLAOS_INGESTION_KEY and run "
-                "`slaos-logging check`",
-                _describe(result),
-                self._stats.failed,
-            )
-        else:
-            self._reporter.every(
-                f"status:{result.status}",
-                logging.ERROR,
-                "slaOS answered %s; events are being dropped (%d so far, see stats()['failed'])",
-                _describe(result),
-                self._stats.failed,
-            )
+        if self._take(events):
+            self._count("failed", len(events))
+            report_failed(self._reporter, result, verdict, self._stats.failed)
 
-    def _count(self, name: str, n: int) -> None:
+    def count(self, name: str, n: int) -> None:
+        """Add ``n`` to the sender-side counter ``name`` (thread-safe)."""
         with self._lock:
-            if not self._abandoned:
-                setattr(self._stats, name, getattr(self._stats, name) + n)
+            setattr(self._stats, name, getattr(self._stats, name) + n)
+
+    _count = count
 
     def begin_closing(self, deadline: float) -> None:
         """Bound every further wait by ``deadline`` and cut the current backoff short."""
@@ -251,32 +280,34 @@ class Deliverer:
         self._closing.set()
 
     def abandon(self) -> list[Event]:
-        """Stop settling; return the batch still in flight (close() timed out on it)."""
+        """Stop settling; return the events not settled yet (close() timed out on them).
+
+        Chunks of the batch already settled (answered 2xx after a split, say) are not
+        returned. Events of a spool drain are given back to its ``spill`` (they are
+        still rows on disk) instead of being returned.
+        """
         with self._lock:
             self._abandoned = True
-            events, self._inflight = self._inflight, None
+            events: list[Event] = list(self._chunk or ())
+            for chunk in reversed(self._pending or ()):
+                events.extend(chunk)
+            if self._pending is not None:
+                self._pending.clear()
+            self._chunk = None
+            drained_by = self._batch_spill
         self._abort.set()
-        return events or []
+        if drained_by is not None:
+            if events:
+                drained_by(events)
+            return []
+        return events
 
 
 #: Returned by ``_post`` when the spool took the chunk after a retryable failure.
 _SPOOLED = SendResult(None, None, "spooled")
 
 
-def _loads(payload: bytes) -> dict[str, Any]:
-    try:
-        event = json.loads(payload)
-    except ValueError:
-        return {}
-    return event if isinstance(event, dict) else {}
-
-
 def _halves(events: list[Event]) -> tuple[list[Event], list[Event]]:
     # Pushed onto a stack: second half first, so the first half (older) is sent first.
     middle = len(events) // 2
     return events[middle:], events[:middle]
-
-
-def _describe(result: SendResult) -> str:
-    head = f"HTTP {result.status}" if result.status is not None else "no answer"
-    return f"{head}: {result.detail}" if result.detail else head

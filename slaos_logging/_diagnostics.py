@@ -7,7 +7,9 @@ records from ``slaos_logging*`` loggers, so these can never loop back into it.
 
 from __future__ import annotations
 
+import functools
 import logging
+import re
 import threading
 import time
 import weakref
@@ -19,11 +21,33 @@ logger.addHandler(logging.NullHandler())
 _REDACTED = "***"
 
 
+def _hex(digit: str) -> str:
+    return f"[{digit.upper()}{digit.lower()}]" if digit.isalpha() else digit
+
+
+@functools.lru_cache(maxsize=32)
+def _encoded_pattern(secret: str) -> re.Pattern[str]:
+    # Each character as itself or percent-encoded (UTF-8, either hex case): a URL may carry
+    # the secret in any mix of the two, whatever quoting rules the sender applied.
+    parts = []
+    for char in secret:
+        encoded = "".join(
+            "%" + _hex(f"{b:02x}"[0]) + _hex(f"{b:02x}"[1])
+            for b in char.encode("utf-8", "surrogatepass")
+        )
+        parts.append(f"(?:{re.escape(char)}|{encoded})")
+    return re.compile("".join(parts))
+
+
 def redact(text: str, secrets: Iterable[str]) -> str:
-    """Return ``text`` with every secret replaced by ``***``."""
+    """Return ``text`` with every secret, raw or percent-encoded, replaced by ``***``."""
     for secret in secrets:
-        if secret and secret in text:
+        if not secret:
+            continue
+        if secret in text:
             text = text.replace(secret, _REDACTED)
+        if "%" in text:
+            text = _encoded_pattern(secret).sub(_REDACTED, text)
     return text
 
 

@@ -8,6 +8,8 @@ from collections.abc import Iterable
 from threading import get_ident
 
 from ._batch import SENDER_THREADS
+from ._capture import ACTIVE as CAPTURES
+from ._capture import capture_record
 from ._config import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_FLUSH_INTERVAL,
@@ -113,7 +115,11 @@ class SlaOSHandler(logging.Handler):
             spool_dir=spool_dir,
             spool_max_bytes=spool_max_bytes,
         )
-        super().__init__(level)
+        try:
+            super().__init__(level)
+        except (TypeError, ValueError) as exc:
+            # logging's own "Unknown level: 'NOPE'" does not say which argument it was.
+            raise ValueError(f"level must be a logging level name or number: {exc}") from None
         self._config = config
         self._pipeline = Pipeline(config)
         # Bound once: emit() is paid on every logging call.
@@ -121,15 +127,36 @@ class SlaOSHandler(logging.Handler):
         self._extract = Extractor(config).extract
         self._put = self._pipeline.put
 
-    def handle(self, record: logging.LogRecord) -> bool:  # type: ignore[override]
-        """Filter and emit without taking the handler lock: ``emit`` is thread-safe."""
-        if self.filters and not self.filter(record):
-            return False
+    def handle(self, record: logging.LogRecord) -> logging.LogRecord | bool:  # type: ignore[override]
+        """Filter and emit without taking the handler lock: ``emit`` is thread-safe.
+
+        A filter may return a replacement record (as Python 3.12 allows, to redact a
+        field without touching the record other handlers see): the record the filters
+        return is the one emitted, on every Python version.
+
+        Returns:
+            The record emitted, or ``False`` if a filter dropped it.
+        """
+        if self.filters:
+            try:
+                for f in self.filters:
+                    result = f.filter(record) if hasattr(f, "filter") else f(record)
+                    if not result:
+                        return False
+                    if isinstance(result, logging.LogRecord):
+                        record = result
+            except Exception as exc:  # a failing filter must not fail the logging call
+                self._report_error(exc)
+                return False
         self.emit(record)
-        return True
+        return record
 
     def emit(self, record: logging.LogRecord) -> None:
         """Extract the event and enqueue it. Never blocks, never raises."""
+        # slaos_logging.testing.capture_events(): while one is active, the event goes
+        # to its list instead. One global read when none is (see _capture).
+        if CAPTURES and capture_record(self, record):
+            return
         # The hot path of every logging call: attribute look-ups and one queue put,
         # nothing formatted, nothing copied but the values.
         try:
@@ -142,10 +169,16 @@ class SlaOSHandler(logging.Handler):
                 if not wanted:
                     next(self._pipeline.stats.skipped)
                     return
-            elif record.name.startswith(_OWN_LOGGER) or get_ident() in SENDER_THREADS:
+            else:
                 # Our own diagnostics, or urllib3 talking on a sender thread. (With
                 # `events` set they never match, so the test is only needed here.)
-                return
+                if get_ident() in SENDER_THREADS:
+                    return
+                name = record.name
+                if name.__class__ is not str:  # logging.makeLogRecord() without a name
+                    name = str(name)
+                if name.startswith(_OWN_LOGGER):
+                    return
             pending = self._extract(record.__dict__, record.created)
             if pending.__class__ is str:
                 self._skip(pending, record)  # type: ignore[arg-type]
@@ -203,8 +236,8 @@ class SlaOSHandler(logging.Handler):
         return self._pipeline.snapshot()
 
     def __repr__(self) -> str:
-        level = logging.getLevelName(self.level)
-        return (
-            f"<{type(self).__name__} {self._config.masked_endpoint} "
-            f"key={self._config.key!r} ({level})>"
-        )
+        # Never raises, even when __init__ failed half-way (traceback's capture_locals calls it).
+        config = getattr(self, "_config", None)
+        where = config.masked_endpoint if config is not None else "(not configured)"
+        level = logging.getLevelName(getattr(self, "level", logging.NOTSET))
+        return f"<{type(self).__name__} {where} key={getattr(config, 'key', None)!r} ({level})>"

@@ -267,7 +267,8 @@ class Pipeline:
         kept = self.spool.spill(events) if self.spool is not None and events else 0
         lost = len(events) - kept
         if lost:
-            self.stats.dropped_shutdown += lost
+            # Through the deliverer's lock: its thread may still be counting too.
+            self.deliverer.count("dropped_shutdown", lost)
             self.reporter.every(
                 "shutdown",
                 logging.ERROR,

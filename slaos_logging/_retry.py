@@ -10,7 +10,10 @@ from dataclasses import dataclass
 from urllib3.exceptions import InvalidHeader
 from urllib3.util.retry import Retry
 
-RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+#: Client errors worth another try; every 5xx is retried too, except these two, which
+#: say the server cannot ever handle the request (not implemented, HTTP version).
+RETRYABLE_STATUS = frozenset({408, 429})
+NOT_RETRYABLE_5XX = frozenset({501, 505})
 INVALID_STATUS = frozenset({400, 422})
 AUTH_STATUS = frozenset({401, 403, 404})
 RETRY_AFTER_CAP = 60.0
@@ -32,11 +35,22 @@ class Verdict(enum.Enum):
 
 
 def classify(status: int | None) -> Verdict:
-    """Map an HTTP status (``None``: no answer, i.e. connection error or timeout)."""
-    if status is None or status in RETRYABLE_STATUS:
+    """Map an HTTP status (``None``: no answer, i.e. connection error or timeout).
+
+    A redirect (3xx) is never followed: the events were not stored, and the endpoint
+    is failing like one that does not answer, so it is retried (then spooled or
+    counted ``failed``) like any other failure of the endpoint.
+    """
+    if status is None:
         return Verdict.RETRY
     if 200 <= status < 300:
         return Verdict.OK
+    if (
+        300 <= status < 400
+        or status in RETRYABLE_STATUS
+        or (500 <= status < 600 and status not in NOT_RETRYABLE_5XX)
+    ):
+        return Verdict.RETRY
     if status == 413:
         return Verdict.SPLIT
     if status in INVALID_STATUS:

@@ -7,6 +7,8 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from ._capture import ACTIVE as CAPTURES
+from ._capture import capture_mapping
 from ._config import build_config
 from ._extract import REASONS, Extractor
 from ._pipeline import Pipeline
@@ -54,6 +56,12 @@ class SlaOSWorker:
             ``True`` if queued; ``False`` if it was not an event (counted ``skipped``)
             or could not be queued (counted as dropped). Never raises.
         """
+        # slaos_logging.testing.capture_events(): while one is active, the event goes
+        # to its list instead (see _capture).
+        if CAPTURES:
+            captured = capture_mapping(self, event)
+            if captured is not None:
+                return captured
         try:
             if not isinstance(event, Mapping):
                 next(self._pipeline.stats.skipped)
@@ -88,4 +96,5 @@ class SlaOSWorker:
         self.close()
 
     def __repr__(self) -> str:
-        return f"<SlaOSWorker {self._config.masked_endpoint}>"
+        config = getattr(self, "_config", None)  # a half-built worker has a repr too
+        return f"<SlaOSWorker {config.masked_endpoint if config else '(not configured)'}>"

@@ -71,6 +71,7 @@ def main() -> None:
         return
     log_events(first, count)
     # Every event is either sent (not during an outage) or spooled once it is on disk.
+    # 60 s: the test waits 120 s for this report.
     on_disk = _wait(lambda: handler.stats()["spooled"] >= count, 60)
     report("ready" if mode == "crash" else "outage" if on_disk else "timeout")
     sys.stdin.readline()  # crash: the test kills us while we wait here
@@ -78,9 +79,11 @@ def main() -> None:
         return
     after = int(options.get("after", 0))
     log_events(first + count, after)
-    handler.flush(30)
-    _wait(lambda: handler.stats()["spool_depth"] == 0, 60)
-    handler.flush(30)
+    # Every wait here ends well before the test gives up on this process (150 s), so a
+    # stuck spool shows up as this process's own report, not as a bare timeout.
+    handler.flush(20)
+    _wait(lambda: handler.stats()["spool_depth"] == 0, 40)
+    handler.flush(20)
     handler.close()
     report("done")
 

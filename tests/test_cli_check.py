@@ -97,7 +97,7 @@ def test_wrong_key_is_a_credentials_failure(
     assert steps["credentials"].startswith("FAIL slaOS refused the ingestion id or key (401")
     assert "--ingestion-key" in steps["credentials"]
     assert "test event" not in steps
-    assert out.splitlines()[-1] == "1 check(s) failed"
+    assert out.splitlines()[-1] == "1 check failed"
     assert wrong not in out + err
     assert KEY not in out + err
     assert receiver.store.count() == 0

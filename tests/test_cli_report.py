@@ -157,7 +157,13 @@ def test_report_table_fits_80_columns(db: Path, capsys: pytest.CaptureFixture[st
     assert rows["bigcorp"] == ["bigcorp", "203", "99.00%", "BREACH", "100.00%", "met"]
     assert rows["slowco"] == ["slowco", "102", "100.00%", "met", "95.00%", "BREACH"]
     assert any(name.endswith("...") and LONG_ORG.startswith(name[:-3]) for name in rows)
-    assert "SLA>=99.5%" in lines[1] and "p<0.2s" in lines[1] and "SLA>95%" in lines[1]
+    assert lines[1] == "uptime: share of non-5xx status codes; SLA met at >= 99.5%"
+    assert lines[2] == "latency: share faster than 0.2 s; SLA met above 95%"
+    assert lines[3].split() == [
+        "organization",
+        "events",
+        *["uptime", "uptime", "SLA", "latency", "latency", "SLA"],
+    ]
     assert any("bigcorp: 3 events without status_code" in line for line in lines)
 
 

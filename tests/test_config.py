@@ -238,3 +238,9 @@ def test_credential_shape_error_hides_value(bad: str) -> None:
     with pytest.raises(ValueError, match="ingestion_key") as info:
         config(ingestion_key=bad)
     assert bad not in str(info.value)
+
+
+def test_unknown_level_names_the_argument() -> None:
+    """level="NOPE" is a ValueError that says it is the level argument."""
+    with pytest.raises(ValueError, match=r"^level must be a logging level.*'NOPE'"):
+        SlaOSHandler(level="NOPE", ingestion_id="ingest-id", ingestion_key="key-0123")

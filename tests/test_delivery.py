@@ -222,7 +222,8 @@ def test_close_cuts_backoff_short(
     assert server.wait_for_requests(1, timeout=5)
     started = time.monotonic()
     handler.close()
-    assert time.monotonic() - started < shutdown_timeout + 1.0
+    # The backoff alone is 30 s: a few seconds of slack still tell the two apart.
+    assert time.monotonic() - started < shutdown_timeout + 5.0, "close() waited out the backoff"
     stats = handler.stats()
     assert stats["sent"] == 0
     assert stats["failed"] + stats["dropped_shutdown"] == 3

@@ -10,6 +10,8 @@ import threading
 import time
 from collections.abc import Callable
 
+import pytest
+
 from slaos_logging import SlaOSHandler
 
 from .conftest import KEY
@@ -17,6 +19,13 @@ from .scripts.mp_target import log_with_own_handler
 from .server import RecordingServer
 
 MakeHandler = Callable[..., SlaOSHandler]
+
+# Forking while threads run is the very case under test here: the sender thread, the
+# recording server's threads and other loggers' threads exist when a server forks its
+# workers. Python 3.12+ warns about exactly that; the warning is expected, not a finding.
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:This process .* is multi-threaded, use of fork:DeprecationWarning"
+)
 
 
 def _log(logger: logging.Logger, n: int, org: str) -> None:

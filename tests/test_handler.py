@@ -97,7 +97,7 @@ def test_flush_with_nothing_logged_returns_true_at_once(make_handler: MakeHandle
     start = time.monotonic()
     assert handler.flush() is True
     assert handler.flush(0) is True
-    assert time.monotonic() - start < 0.5
+    assert time.monotonic() - start < 5, "flush() waited although nothing was logged"
     assert _senders() == before
 
 
@@ -125,7 +125,8 @@ def test_flush_times_out_on_stalled_server(
     _log(app_logger, 2)
     start = time.monotonic()
     assert handler.flush(0.2) is False
-    assert time.monotonic() - start < 2.0
+    # The stall lasts 30 s: a few seconds of slack tell "timed out" from "waited it out".
+    assert time.monotonic() - start < 5, "flush(0.2) waited on the stalled server"
     server.responder = None
     server.release.set()
     assert handler.flush(10) is True
@@ -185,7 +186,7 @@ def test_close_gives_up_within_shutdown_timeout(
     _log(app_logger, 3)
     start = time.monotonic()
     handler.close()
-    assert time.monotonic() - start < 0.5 + 1.5
+    assert time.monotonic() - start < 0.5 + 5, "close() waited on the stalled server"
     assert handler.stats()["dropped_shutdown"] == 3
     assert handler.stats()["sent"] == 0
 
@@ -203,7 +204,7 @@ def test_flush_after_timed_out_close_returns_at_once(
     flusher = threading.Thread(target=lambda: result.append(handler.flush()), daemon=True)
     start = time.monotonic()
     flusher.start()
-    flusher.join(2)
+    flusher.join(5)
     returned = not flusher.is_alive()
     server.release.set()  # let a stuck flush end before the fixture closes the handler
     flusher.join(15)
@@ -285,7 +286,8 @@ def test_interpreter_exit_bounded_by_shutdown_timeout(server: RecordingServer) -
     """With every request stalled, a process with shutdown_timeout=1 exits cleanly in ~1 s."""
     _stall(server)
     done, elapsed = _run_child(server, "stall")
-    assert elapsed < 1 + 4, f"child took {elapsed:.1f}s to exit"
+    # Every request stalls for 30 s: an exit not bounded by shutdown_timeout takes that long.
+    assert elapsed < 1 + 10, f"child took {elapsed:.1f}s to exit"
     assert done.returncode == 0
     assert done.stderr == ""
 

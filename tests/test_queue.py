@@ -10,6 +10,7 @@ import pytest
 
 from slaos_logging import SlaOSHandler
 
+from .integration_support import Collect
 from .server import RecordingServer, Reply
 
 OWN = "slaos_logging"
@@ -31,15 +32,12 @@ def test_full_queue_drops_without_blocking(
     server.responder = lambda body: Reply(stall=True)
     handler = make_handler(max_queue_size=100, batch_size=10, timeout=30, shutdown_timeout=0.5)
     app_logger.addHandler(handler)
-    slowest = 0.0
     started = time.monotonic()
     for n in range(1000):
-        before = time.monotonic()
         app_logger.info("request_finished", extra={"organization_id": "acme", "n": n})
-        slowest = max(slowest, time.monotonic() - before)
-    total = time.monotonic() - started
-    assert slowest < 0.05
-    assert total < 2.0
+    # A record that waited on the stalled request would hold this loop for 30 s; how fast
+    # emit() is belongs to benchmarks/.
+    assert time.monotonic() - started < 10, "logging waited on the stalled server"
     stats = handler.stats()
     assert stats["enqueued"] + stats["dropped_queue_full"] == 1000
     # At most one batch (10) is out of the queue, stuck in its request; the queue holds 100.
@@ -101,7 +99,6 @@ def test_record_after_close_is_counted(
 def test_root_handler_does_not_feed_back(
     make_handler: Callable[..., SlaOSHandler],
     server: RecordingServer,
-    caplog: pytest.LogCaptureFixture,
     capfd: pytest.CaptureFixture[str],
 ) -> None:
     """On the root logger at DEBUG, only the app's records are shipped: not urllib3's, not ours."""
@@ -109,6 +106,8 @@ def test_root_handler_does_not_feed_back(
     root = logging.getLogger()
     root.setLevel(logging.DEBUG)
     root.addHandler(handler)
+    heard = Collect()
+    root.addHandler(heard)
     server.then(Reply(status=503))  # so that slaos_logging has a warning to log, too
     app = logging.getLogger("app.feedback")
     for n in range(5):
@@ -121,6 +120,7 @@ def test_root_handler_does_not_feed_back(
     assert {event["organization_id"] for event in events} == {"acme"}
     stats = handler.stats()
     assert (stats["enqueued"], stats["sent"], stats["requests"]) == (5, 5, 2)
-    names = {record.name for record in caplog.records}
+    root.removeHandler(heard)
+    names = {record.name for record in heard.records}
     assert {"urllib3.connectionpool", OWN} <= names  # both did log while the handler listened
     assert capfd.readouterr().err == ""

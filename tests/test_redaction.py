@@ -32,9 +32,16 @@ def lines() -> Iterator[_Lines]:
     """Every logger's records at DEBUG, via the root logger (restored after the test)."""
     handler = _Lines()
     root = logging.getLogger()
-    root.setLevel(logging.DEBUG)
     root.addHandler(handler)
+    # Levels on the loggers that talk, not on root: a test runner may reset root's level
+    # between a test's phases.
+    talkers = [logging.getLogger(name) for name in ("urllib3", "slaos_logging", "slaos")]
+    saved = [logger.level for logger in talkers]
+    for logger in talkers:
+        logger.setLevel(logging.DEBUG)
     yield handler
+    for logger, level in zip(talkers, saved, strict=True):
+        logger.setLevel(level)
     root.removeHandler(handler)
 
 

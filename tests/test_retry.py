@@ -39,7 +39,13 @@ from slaos_logging._retry import (
         (405, Verdict.FAIL),
         (409, Verdict.FAIL),
         (501, Verdict.FAIL),
-        (301, Verdict.FAIL),
+        (505, Verdict.FAIL),
+        (507, Verdict.RETRY),
+        (520, Verdict.RETRY),
+        (524, Verdict.RETRY),
+        (599, Verdict.RETRY),
+        (301, Verdict.RETRY),
+        (308, Verdict.RETRY),
     ],
 )
 def test_classify(status: int | None, verdict: Verdict) -> None:

@@ -6,6 +6,7 @@ import glob
 import logging
 import multiprocessing
 import os
+import queue
 import signal
 import sqlite3
 import time
@@ -200,7 +201,7 @@ def test_lease_of_a_live_process_is_respected(tmp_path: Path) -> None:
     child = _SPAWN.Process(target=_claim_and_hold, args=(str(tmp_path), str(ids_file), ready, done))
     child.start()
     try:
-        assert ready.wait(30)
+        assert ready.wait(30), "the child never claimed its rows"
         assert _ns(spool.claim(10, 10**6)) == [2, 3]
     finally:
         done.set()
@@ -218,7 +219,14 @@ def test_four_processes_drain_each_row_exactly_once(tmp_path: Path) -> None:
     workers = [_SPAWN.Process(target=_drain, args=(str(tmp_path), out, barrier)) for _ in range(4)]
     for worker in workers:
         worker.start()
-    results = [out.get(timeout=60) for _ in workers]
+    results = []
+    for _ in workers:
+        try:
+            results.append(out.get(timeout=60))
+        except queue.Empty:
+            codes = [worker.exitcode for worker in workers]
+            message = f"a drain worker sent no result in 60 s (exit codes {codes})"
+            raise AssertionError(message) from None
     for worker in workers:
         worker.join(30)
     seen = [part for part, _ in results]
@@ -230,6 +238,12 @@ def test_four_processes_drain_each_row_exactly_once(tmp_path: Path) -> None:
     assert spool.depth() == 0
 
 
+# Threads left by earlier tests (a recording server's request threads finishing their
+# stalls) may still run when this test forks; the child touches only its own SQLite
+# connection, which is what the test is about.
+@pytest.mark.filterwarnings(
+    "ignore:This process .* is multi-threaded, use of fork:DeprecationWarning"
+)
 def test_forked_child_gets_its_own_connection(tmp_path: Path) -> None:
     """After fork the child writes through a new connection and the parent keeps working."""
     spool = Spool(tmp_path)

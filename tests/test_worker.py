@@ -66,7 +66,8 @@ def test_add_event_does_not_block_on_stalled_server(
     worker = _worker(workers, server.url, batch_size=10)
     start = time.monotonic()
     results = [worker.add_event(seed_event(values={"n": i})) for i in range(100)]
-    assert time.monotonic() - start < 0.5
+    # Waiting on the stalled server would take 30 s; speed itself is for benchmarks/.
+    assert time.monotonic() - start < 10, "add_event waited on the stalled server"
     assert all(results)
     assert worker.flush(0.2) is False
     server.responder = None

@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import Any, Protocol, cast
 
 from .._version import __version__
+from ._terminal import mask_ingest_path, printable
 
 __all__ = [
     "Receiver",
@@ -52,7 +53,7 @@ class _Command(Protocol):
 
 def print_error(message: str, status: int = 1) -> int:
     """Print ``slaos-logging: error: <message>`` as one line on stderr and return ``status``."""
-    text = " ".join(str(message).split())
+    text = printable(" ".join(str(message).split()))
     print(f"{PROG}: error: {text}", file=sys.stderr, flush=True)
     return status
 
@@ -141,8 +142,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # the last line of defence: one line, never a traceback
-        from ._receiver import mask_ingest_path
-
         secret = getattr(args, "ingestion_key", None)
         text = mask_ingest_path(f"unexpected {type(exc).__name__}: {exc}", secret)
         return print_error(text)

@@ -36,7 +36,7 @@ from ._connection import (
     explain_error,
     http_problem,
 )
-from ._receiver import mask_ingest_path
+from ._terminal import mask_ingest_path, printable
 
 __all__ = ["CHECK_KEY", "add_parser", "run"]
 
@@ -55,7 +55,7 @@ class _Report:
     def line(self, step: str, verdict: str, text: str) -> None:
         if verdict == "FAIL":
             self.failed += 1
-        text = " ".join(mask_ingest_path(text, self._secret).split())
+        text = printable(" ".join(mask_ingest_path(text, self._secret).split()))
         print(f"{step:<14} {verdict:<4} {text}".rstrip(), flush=True)
 
 
@@ -115,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
         ):
             checker.test_event(credentials, args.wait)
     if report.failed:
-        print(f"{report.failed} check(s) failed")
+        print(f"{report.failed} check{'s' if report.failed != 1 else ''} failed")
         return 1
     hint = (
         "" if args.send_test_event else " (add --send-test-event to send an event and read it back)"
@@ -143,7 +143,8 @@ class _Checker:
         self._where = parts.netloc
 
     def _get(self, url: str) -> requests.Response:
-        return self._session.get(url, timeout=self._timeout)
+        # Never follow a redirect: the next request would carry the key to wherever it points.
+        return self._session.get(url, timeout=self._timeout, allow_redirects=False)
 
     def reachable(self) -> bool:
         """DNS, then the health endpoint (TLS and connection problems show here), then clock."""
@@ -206,7 +207,7 @@ class _Checker:
         params = {"key": CHECK_KEY, "limit": str(limit)}
         if limit > 1:
             params["customer_id"] = CHECK_KEY
-        return self._session.get(url, params=params, timeout=self._timeout)
+        return self._session.get(url, params=params, timeout=self._timeout, allow_redirects=False)
 
     def credentials(self, config: Config) -> bool:
         """Read back one item: only a right id and key get a 200."""
@@ -233,7 +234,9 @@ class _Checker:
         }
         line = self._report.line
         try:
-            response = self._session.post(config.endpoint, json=[event], timeout=self._timeout)
+            response = self._session.post(
+                config.endpoint, json=[event], timeout=self._timeout, allow_redirects=False
+            )
         except requests.RequestException as exc:
             line("test event", "FAIL", explain_error(exc, self._where, self._timeout))
             return False

@@ -16,6 +16,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import requests
+from urllib3.exceptions import LocationParseError
+from urllib3.util import parse_url
 
 from .._config import (
     DEFAULT_HOST,
@@ -26,7 +28,7 @@ from .._config import (
     build_config,
 )
 from . import positive_seconds
-from ._receiver import mask_ingest_path
+from ._terminal import mask_ingest_path
 
 __all__ = [
     "add_connection_args",
@@ -34,6 +36,7 @@ __all__ = [
     "credential",
     "explain_error",
     "http_problem",
+    "redirect_host",
 ]
 
 
@@ -208,6 +211,25 @@ def explain_error(exc: BaseException, where: str, timeout: float) -> str:
     return f"request to {where} failed: {type(exc).__name__}: {exc}"
 
 
+def redirect_host(response: requests.Response, where: str) -> str:
+    """The host a redirect points to (``host:port`` when a port is given), never its path.
+
+    Args:
+        response: A 3xx answer.
+        where: The host the request went to, for a ``Location`` without one.
+    """
+    location = response.headers.get("Location")
+    if not location:
+        return "nowhere (no Location header)"
+    try:
+        parts = parse_url(location.strip())
+    except LocationParseError:
+        return "an unreadable Location"
+    if not parts.host:
+        return f"{where} (same host)"
+    return parts.host if parts.port is None else f"{parts.host}:{parts.port}"
+
+
 def http_problem(
     response: requests.Response, what: str, where: str, *, with_credentials: bool = True
 ) -> str:
@@ -220,6 +242,12 @@ def http_problem(
         with_credentials: The URL carried the id and key, so 401/403/404 are about them.
     """
     status = response.status_code
+    if 300 <= status < 400:
+        return (
+            f"{what} answered {status}, a redirect to {redirect_host(response, where)}: "
+            "slaos-logging never follows redirects, since the URL carries the key; if that "
+            "host is the right one, set it with --host / " + ENV_HOST
+        )
     try:
         body = " ".join(response.text.split())[:200]
     except Exception:  # an undecodable body still has a status worth reporting

@@ -1,7 +1,13 @@
-"""HTTP request handling for the local receiver: routing, body limits, validation, replies.
+"""The local receiver's request handler: routing, credentials, body limits, replies.
 
 Every reply is JSON with a Content-Length, so HTTP/1.1 keep-alive clients (the library's
 ``requests.Session``) can reuse one connection for a whole run.
+
+Credentials are checked before a body is read, and a refused body is drained in small
+chunks, never held. A body waits for one of the server's few body slots before it is read
+(its bytes wait in the kernel's socket buffers meanwhile); one request carries at most
+``max_events`` events; a 400 names at most :data:`~._validate.MAX_LISTED_ERRORS` bad events.
+``/v1/health`` needs no slot, so it answers while ingestion is busy.
 """
 
 from __future__ import annotations
@@ -10,85 +16,39 @@ import contextlib
 import hmac
 import json
 import re
+import time
 from collections.abc import Callable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from ._store import StoredEvent, parse_timestamp
+from ._server import Server
+from ._store import Row, encode_row
+from ._validate import MAX_LISTED_ERRORS, NotEvents, TooManyEvents, iter_events, validate_event
 
-if TYPE_CHECKING:
-    from ._receiver import _Server
+__all__ = ["Handler", "validate_event"]
 
-__all__ = ["validate_event"]
-
-_FIELDS = frozenset({"organization_id", "key", "timestamp", "values", "idempotency_key"})
+_SLOT_WAIT = 30.0  # seconds a body waits for a slot before the client is told 503
+_BODY_SECONDS = 60.0  # a body must arrive within this, however slowly its bytes trickle
+_CHUNK = 64 * 1024
+_MAX_DISCARD = 256 * 1024 * 1024  # larger unwanted bodies close the connection instead
 _INGEST = re.compile(r"^/v1/ingest/([^/]+)/([^/]+)/?$")
 _INDEXED = re.compile(r"^/v1/ingest/([^/]+)/([^/]+)/indexed-slis/?$")
 _DEFAULT_LIMIT = 100
 _MAX_LIMIT = 1000
-_MAX_DISCARD = 256 * 1024 * 1024
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
+class Handler(BaseHTTPRequestHandler):
+    """One connection's requests: health, ingestion and read-back, per slaOS's contract."""
 
-
-def validate_event(event: object) -> tuple[StoredEvent | None, str | None]:
-    """Check one decoded event against the ingestion contract.
-
-    Returns:
-        ``(event, None)`` when valid, else ``(None, reason)``.
-    """
-    if not isinstance(event, dict):
-        return None, "event must be a JSON object"
-    problems: list[str] = []
-    unknown = sorted(str(name) for name in event if name not in _FIELDS)
-    if unknown:
-        problems.append("unknown field(s): " + ", ".join(unknown))
-    for name in ("organization_id", "key"):
-        value = event.get(name)
-        if not isinstance(value, str) or not value.strip():
-            problems.append(f"{name} must be a non-empty string")
-    timestamp = event.get("timestamp")
-    ts_text, epoch = "", 0.0
-    if not isinstance(timestamp, str):
-        problems.append("timestamp must be an ISO 8601 string")
-    else:
-        ts_text = timestamp
-        try:
-            epoch = parse_timestamp(timestamp).timestamp()
-        except ValueError:
-            problems.append(f"timestamp is not ISO 8601: {timestamp[:40]!r}")
-    if not isinstance(event.get("values"), dict):
-        problems.append("values must be a JSON object")
-    idem = event.get("idempotency_key")
-    if idem is not None and (not isinstance(idem, str) or not idem):
-        problems.append("idempotency_key must be a non-empty string when present")
-    if problems:
-        return None, "; ".join(problems)
-    return (
-        StoredEvent(
-            organization_id=event["organization_id"],
-            key=event["key"],
-            timestamp=ts_text,
-            ts_epoch=epoch,
-            values=event["values"],
-            idempotency_key=idem,
-        ),
-        None,
-    )
-
-
-class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "slaos-logging-receiver"
     # Two small writes (headers, body) per response would otherwise meet delayed ACKs.
     disable_nagle_algorithm = True
     # Idle keep-alive connections and stalled bodies must not pin a thread forever.
     timeout = 60
-    server: _Server
+    server: Server
 
     def setup(self) -> None:
         super().setup()
@@ -105,7 +65,7 @@ class _Handler(BaseHTTPRequestHandler):
         """Suppress the base class's line; :meth:`_respond` writes a masked one."""
 
     def log_message(self, format: str, *args: Any) -> None:
-        """Write a diagnostic line to the access log with any key masked."""
+        """Write a line to the access log; the receiver masks the key and escapes it."""
         self.server.receiver._log(f"{self.client_address[0]} {format % args}")
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
@@ -120,6 +80,15 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             phrase = "error"
         self._respond(code, {"detail": phrase}, note=phrase)
+
+    def handle_expect_100(self) -> bool:
+        """Refuse wrong credentials before the client sends its body at all."""
+        match = _INGEST.match(urlsplit(self.path).path)
+        if self.command == "POST" and match and not self._authorized(*match.groups()):
+            self.close_connection = True
+            self._respond(401, {"detail": "invalid ingestion id or key"})
+            return False
+        return super().handle_expect_100()
 
     # -- routing
     def do_GET(self) -> None:
@@ -146,8 +115,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self._respond(500, {"detail": "internal receiver error"}, note="")
 
     def _not_found(self) -> None:
-        self._drain_small_body()
-        self._respond(404, {"detail": "Not Found"})
+        self._refuse(404, {"detail": "Not Found"})
 
     def _get(self) -> None:
         parts = urlsplit(self.path)
@@ -179,35 +147,63 @@ class _Handler(BaseHTTPRequestHandler):
         if match is None:
             self._not_found()
             return
-        authorized = self._authorized(match.group(1), match.group(2))
-        body = self._read_body()
-        if body is None:
+        if not self._authorized(match.group(1), match.group(2)):
+            # Answered before a byte of the body is read: an unauthenticated body is never
+            # held, only drained in small chunks so the client can read the answer.
+            self._refuse(401, {"detail": "invalid ingestion id or key"})
             return
-        if not authorized:
-            self._respond(401, {"detail": "invalid ingestion id or key"})
+        length = self._body_length()
+        if length is None:
+            return
+        slots = self.server.body_slots
+        if not slots.acquire(timeout=_SLOT_WAIT):
+            self.close_connection = True
+            self._respond(503, {"detail": "receiver busy; retry later"}, retry_after=1)
             return
         try:
-            payload = json.loads(body, parse_constant=_reject_constant)
+            self._ingest(length)
+        finally:
+            slots.release()
+
+    def _ingest(self, length: int) -> None:
+        raw = self._read_body(length)
+        if raw is None:
+            return
+        try:
+            text = raw.decode(json.detect_encoding(raw), "surrogatepass")  # as json.loads
+        except UnicodeDecodeError as exc:
+            self._respond(400, {"detail": f"body is not valid JSON: {exc.reason}"})
+            return
+        finally:
+            del raw
+        receiver = self.server.receiver
+        rows: list[Row] = []
+        errors: list[dict[str, Any]] = []
+        rejected = 0
+        try:
+            for index, item in enumerate(iter_events(text, receiver.max_events)):
+                event, reason = validate_event(item)
+                if event is None:
+                    rejected += 1
+                    rows.clear()  # nothing of a batch with a bad event is stored
+                    if len(errors) < MAX_LISTED_ERRORS:
+                        errors.append({"index": index, "reason": reason})
+                elif not rejected:
+                    rows.append(encode_row(event))
+        except TooManyEvents as exc:
+            self._respond(413, {"detail": f"{exc}; split the batch"})
+            return
+        except NotEvents as exc:
+            self._respond(400, {"detail": str(exc)})
+            return
         except (ValueError, RecursionError) as exc:
             self._respond(400, {"detail": f"body is not valid JSON: {str(exc)[:200]}"})
             return
-        if isinstance(payload, dict):
-            payload = [payload]
-        if not isinstance(payload, list):
-            self._respond(400, {"detail": "body must be a JSON event object or a list of them"})
+        if rejected:
+            answer = {"detail": errors, "rejected": rejected}
+            self._respond(400, answer, note=f"rejected={rejected}")
             return
-        events: list[StoredEvent] = []
-        errors: list[dict[str, Any]] = []
-        for index, raw in enumerate(payload):
-            event, reason = validate_event(raw)
-            if event is None:
-                errors.append({"index": index, "reason": reason})
-            else:
-                events.append(event)
-        if errors:
-            self._respond(400, {"detail": errors}, note=f"rejected={len(errors)}")
-            return
-        stored, duplicates = self.server.receiver.store.insert(events)
+        stored, duplicates = receiver.store.insert_rows(rows)
         result = {"stored": stored, "duplicates": duplicates}
         self._respond(200, result, note=f"stored={stored} duplicates={duplicates}")
 
@@ -219,8 +215,8 @@ class _Handler(BaseHTTPRequestHandler):
         key_ok = hmac.compare_digest(unquote(key).encode(), receiver.ingestion_key.encode())
         return id_ok and key_ok
 
-    def _read_body(self) -> bytes | None:
-        """Read the body within the size limit, or answer 411/413/400 and return ``None``."""
+    def _body_length(self) -> int | None:
+        """The declared body length if acceptable, else answer 411/413/400 and return None."""
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
             self.close_connection = True
             self._respond(411, {"detail": "chunked bodies are not accepted; send Content-Length"})
@@ -240,37 +236,57 @@ class _Handler(BaseHTTPRequestHandler):
             return None
         limit = self.server.receiver.max_body_bytes
         if length > limit:
-            # Closing with the body unread would make the kernel answer with a reset that can
-            # destroy the 413 before the client reads it (it would then retry instead of
-            # splitting the batch), so a body of sane size is read and thrown away first.
-            if length <= _MAX_DISCARD:
-                self._discard(length)
-            else:
-                self.close_connection = True
-            self._respond(413, {"detail": f"body of {length} bytes exceeds {limit} bytes"})
+            self._refuse(413, {"detail": f"body of {length} bytes exceeds {limit} bytes"})
             return None
-        return self.rfile.read(length)
+        return length
 
-    def _discard(self, length: int) -> None:
-        while length > 0:
-            chunk = self.rfile.read(min(length, 65536))
-            if not chunk:
+    def _read_body(self, length: int) -> bytearray | None:
+        """Read exactly ``length`` bytes, or close the connection and return ``None``."""
+        body = bytearray(length)
+        view = memoryview(body)
+        got = 0
+        deadline = time.monotonic() + _BODY_SECONDS
+        while got < length:
+            # One receive at a time, so a client trickling its body cannot outlast the deadline.
+            n = self.rfile.readinto1(view[got : got + _CHUNK])
+            if not n or time.monotonic() > deadline:
                 self.close_connection = True
-                return
-            length -= len(chunk)
+                if n:
+                    self._respond(408, {"detail": f"body not received within {_BODY_SECONDS:g} s"})
+                return None
+            got += n
+        view.release()
+        return body
 
-    def _drain_small_body(self) -> None:
-        """Consume a request body so the keep-alive connection stays usable."""
+    def _refuse(self, status: int, payload: dict[str, Any]) -> None:
+        """Answer without using the body, then drain it so the connection stays usable.
+
+        Closing with the body unread would make the kernel answer with a reset that can
+        destroy the reply before the client reads it (it would then retry instead of
+        reading the 401 or splitting on the 413), so a body of sane size is read and
+        dropped, 64 KiB at a time, never held; a larger one closes the connection.
+        """
         try:
             length = int(self.headers.get("Content-Length", "0"))
         except ValueError:
             length = -1
-        if 0 <= length <= _MAX_DISCARD:
-            self._discard(length)
-        else:
+        if "Transfer-Encoding" in self.headers or not 0 <= length <= _MAX_DISCARD:
+            self.close_connection = True
+        self._respond(status, payload)
+        if self.close_connection:
+            return
+        with contextlib.suppress(OSError):
+            while length > 0:
+                chunk = self.rfile.read(min(length, _CHUNK))
+                if not chunk:
+                    break
+                length -= len(chunk)
+        if length:
             self.close_connection = True
 
-    def _respond(self, status: int, payload: object, note: str | None = None) -> None:
+    def _respond(
+        self, status: int, payload: object, note: str | None = None, retry_after: int = 0
+    ) -> None:
         if note is None:
             detail = payload.get("detail") if isinstance(payload, dict) else None
             note = detail if isinstance(detail, str) else ""
@@ -282,6 +298,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
+        if retry_after:
+            self.send_header("Retry-After", str(retry_after))
         if self.close_connection:
             self.send_header("Connection", "close")
         self.end_headers()

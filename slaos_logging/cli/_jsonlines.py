@@ -100,7 +100,8 @@ class Tally:
         read: Non-blank lines read.
         bytes: Bytes of those lines.
         queued: Lines that made an event.
-        malformed: Lines that are not a JSON object.
+        malformed: Lines that cannot become an event: not a JSON object, or a field out of
+            range (such as a ``created`` time beyond the year 9999).
         malformed_at: ``source:line`` of the first ten malformed lines.
         skipped: Lines that made no event, by reason.
         untimed: Events stamped with the current time for want of one in the line.
@@ -138,7 +139,11 @@ class Converter:
     def convert(
         self, raw: bytes, number: int, fields: dict[str, Any], tally: Tally
     ) -> Pending | None:
-        """Return the pending event, or ``None`` when the line is skipped (and tallied)."""
+        """Return the pending event, or ``None`` when the line is skipped (and tallied).
+
+        Raises:
+            OverflowError: A time in the line is beyond what a date can hold.
+        """
         if self._events is not None:
             name = fields.get("msg")
             if not isinstance(name, str):
@@ -151,6 +156,10 @@ class Converter:
             if self._timestamps.parse(fields.get("timestamp")) is None:
                 tally.untimed += 1
             created = time.time()
+        else:
+            # A finite time can still be beyond what a date can hold (created=1e300): that
+            # line cannot become an event, so it is malformed like any other such line.
+            self._timestamps.created(created)
         pending = self._extract(fields, created)
         if isinstance(pending, str):
             tally.skipped[_SKIP_REASONS.get(pending, pending)] += 1
@@ -184,7 +193,11 @@ def pending_events(
         if fields is None:
             tally.bad_line(source, number)
             continue
-        pending = converter.convert(raw, number, fields, tally)
+        try:
+            pending = converter.convert(raw, number, fields, tally)
+        except Exception:  # whatever the reason, this line cannot become an event
+            tally.bad_line(source, number)
+            continue
         if pending is not None:
             tally.queued += 1
             yield pending

@@ -10,62 +10,25 @@ import argparse
 import contextlib
 import ipaddress
 import os
-import re
 import signal
 import socket
-import socketserver
 import sys
 import threading
-from http.server import ThreadingHTTPServer
 from typing import Any, TextIO
 
+from .._config import ENV_INGESTION_ID, ENV_INGESTION_KEY, check_credential
 from . import positive_int, print_error, tcp_port
-from ._http import _Handler
+from ._credentials import serve_credentials
+from ._http import Handler
+from ._server import Server
 from ._store import EventStore, StoreError
+from ._terminal import mask_ingest_path, printable
 
 __all__ = ["Receiver", "add_parser", "mask_ingest_path", "run"]
 
-# Whatever follows the ingestion id in an ingest path is a key (right or wrong): never echo it.
-_KEY_IN_TEXT = re.compile(r"(/v\d+/ingest/[^/\s?#\"']+/)[^/\s?#\"']+")
-
-
-def mask_ingest_path(text: str, secret: str | None = None) -> str:
-    """Return ``text`` with the key segment of any ingest path, and ``secret``, masked.
-
-    The literal ``secret`` is only replaced when it is long enough to be a real key: a toy
-    key such as ``dev`` would otherwise mangle ordinary words (and the ingestion id).
-    """
-    masked = _KEY_IN_TEXT.sub(r"\1***", text)
-    if secret and len(secret) >= 6:
-        masked = masked.replace(secret, "***")
-    return masked
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def __init__(self, address: tuple[str, int], receiver: Receiver) -> None:
-        self.receiver = receiver
-        self.open_sockets: set[socket.socket] = set()
-        self.sockets_lock = threading.Lock()
-        host = address[0]
-        if ":" in host:  # an IPv6 literal needs an IPv6 socket
-            self.address_family = socket.AF_INET6
-        super().__init__(address, _Handler)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # The default prints a traceback to stderr; a dropped client is routine here.
-        exc = sys.exc_info()[1]
-        self.receiver._log(f"{client_address[0]} connection error: {type(exc).__name__}")
-
-    def server_bind(self) -> None:
-        # HTTPServer.server_bind resolves the host's FQDN, which can stall on a machine with
-        # slow reverse DNS; the name is only used in CGI variables, so skip it.
-        socketserver.TCPServer.server_bind(self)
-        host, port = self.server_address[:2]
-        self.server_name = str(host)
-        self.server_port = int(port)
+DEFAULT_MAX_EVENTS = 10_000
+DEFAULT_MAX_CONNECTIONS = 128
+_DEFAULT_MAX_BODY = 5_000_000
 
 
 class Receiver:
@@ -78,7 +41,14 @@ class Receiver:
         ingestion_id: The ingestion id clients must put in the URL.
         ingestion_key: The ingestion key clients must put in the URL. Never logged.
         max_body_bytes: Larger bodies are refused with 413.
-        access_log: Stream for one line per request (key masked); ``None`` for silence.
+        max_events: A request with more events is refused with 413 (clients split it).
+        max_connections: Connections open at once; more get 503 at once.
+        access_log: Stream for one line per request (key masked, control characters
+            escaped); ``None`` for silence.
+
+    Raises:
+        ValueError: The id or key holds a character outside ``A-Z a-z 0-9 - . _ ~``, or a
+            limit is not positive.
 
     Example:
         >>> with Receiver(db_path="events.sqlite") as receiver:  # doctest: +SKIP
@@ -92,19 +62,30 @@ class Receiver:
         db_path: str | os.PathLike[str] = "slaos-events.sqlite",
         ingestion_id: str = "dev",
         ingestion_key: str = "dev",
-        max_body_bytes: int = 5_000_000,
+        max_body_bytes: int = _DEFAULT_MAX_BODY,
         access_log: TextIO | None = None,
+        max_events: int = DEFAULT_MAX_EVENTS,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
     ) -> None:
+        for name, limit in (
+            ("max_body_bytes", max_body_bytes),
+            ("max_events", max_events),
+            ("max_connections", max_connections),
+        ):
+            if limit < 1:
+                raise ValueError(f"{name} must be positive")
         self.host = host
-        self.ingestion_id = ingestion_id
-        self.ingestion_key = ingestion_key
+        self.ingestion_id = check_credential("ingestion_id", ingestion_id)
+        self.ingestion_key = check_credential("ingestion_key", ingestion_key)
         self.max_body_bytes = max_body_bytes
+        self.max_events = max_events
+        self.max_connections = max_connections
         self.db_path = os.fspath(db_path)
         self.store: EventStore = None  # type: ignore[assignment]  # set by start()
         self._port = port
         self._access_log = access_log
         self._log_lock = threading.Lock()
-        self._server: _Server | None = None
+        self._server: Server | None = None
         self._thread: threading.Thread | None = None
 
     def __repr__(self) -> str:
@@ -137,7 +118,7 @@ class Receiver:
             raise RuntimeError("receiver already started")
         self.store = EventStore(self.db_path)
         try:
-            self._server = _Server((self.host, self._port), self)
+            self._server = Server((self.host, self._port), self, Handler, self.max_connections)
         except BaseException:
             self.store.close()
             raise
@@ -176,7 +157,7 @@ class Receiver:
         stream = self._access_log
         if stream is None:
             return
-        text = mask_ingest_path(line.rstrip(), self.ingestion_key)
+        text = printable(mask_ingest_path(line.rstrip(), self.ingestion_key))
         with self._log_lock:
             try:
                 stream.write(text + "\n")
@@ -200,8 +181,10 @@ def add_parser(subparsers: argparse._SubParsersAction[Any]) -> argparse.Argument
         "serve",
         help="run a local slaOS-compatible ingestion endpoint backed by SQLite",
         description="Accept events on POST /v1/ingest/{id}/{key} exactly like slaOS would, "
-        "store them in SQLite, and serve GET /v1/health and .../indexed-slis. For local "
-        "development and tests; plain HTTP, so keep it on loopback.",
+        "store them in SQLite, and serve GET /v1/health and .../indexed-slis. A development "
+        "receiver: plain HTTP, so keep it on loopback. The accepted id and key come from "
+        f"--ingestion-id and --ingestion-key-file, else {ENV_INGESTION_ID} and "
+        f"{ENV_INGESTION_KEY}, else 'dev' and 'dev'.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind")
@@ -209,16 +192,47 @@ def add_parser(subparsers: argparse._SubParsersAction[Any]) -> argparse.Argument
     parser.add_argument(
         "--db", metavar="PATH", default="slaos-events.sqlite", help="SQLite file for events"
     )
-    parser.add_argument("--ingestion-id", metavar="ID", default="dev", help="accepted ingestion id")
     parser.add_argument(
-        "--ingestion-key", metavar="KEY", default="dev", help="accepted ingestion key"
+        "--ingestion-id",
+        metavar="ID",
+        default=argparse.SUPPRESS,
+        help=f"accepted ingestion id (default: {ENV_INGESTION_ID}, else dev)",
+    )
+    key = parser.add_mutually_exclusive_group()
+    key.add_argument(
+        "--ingestion-key-file",
+        metavar="PATH",
+        default=argparse.SUPPRESS,
+        help="read the accepted ingestion key from this file (first line)",
+    )
+    key.add_argument(
+        "--ingestion-key",
+        metavar="KEY",
+        default=argparse.SUPPRESS,
+        help=f"accepted ingestion key (default: {ENV_INGESTION_KEY}, else dev). Warning: "
+        "a key on the command line is visible to every user of this machine (ps); use "
+        f"--ingestion-key-file or {ENV_INGESTION_KEY}",
     )
     parser.add_argument(
         "--max-body-bytes",
         metavar="N",
         type=positive_int,
-        default=5_000_000,
+        default=_DEFAULT_MAX_BODY,
         help="larger bodies get 413",
+    )
+    parser.add_argument(
+        "--max-events",
+        metavar="N",
+        type=positive_int,
+        default=DEFAULT_MAX_EVENTS,
+        help="a request with more events gets 413 (the library then splits its batch)",
+    )
+    parser.add_argument(
+        "--max-connections",
+        metavar="N",
+        type=positive_int,
+        default=DEFAULT_MAX_CONNECTIONS,
+        help="connections open at once; more get 503",
     )
     parser.add_argument("--quiet", action="store_true", help="no access log on stderr")
     return parser
@@ -228,8 +242,19 @@ def run(args: argparse.Namespace) -> int:
     """Run ``serve`` until SIGINT or SIGTERM; 1 when the port or database is unusable."""
     if not _is_loopback(args.host):
         print(
-            f"slaos-logging: warning: {args.host} is not a loopback address; the receiver "
-            "speaks plain HTTP and ingestion URLs carry the key",
+            f"slaos-logging: warning: {printable(args.host)} is not a loopback address; the "
+            "receiver speaks plain HTTP and ingestion URLs carry the key",
+            file=sys.stderr,
+            flush=True,
+        )
+    try:
+        ingestion_id, ingestion_key = serve_credentials(args)
+    except ValueError as exc:
+        return print_error(str(exc), status=2)
+    if getattr(args, "ingestion_key", "dev") != "dev":
+        print(
+            "slaos-logging: warning: --ingestion-key is visible to other users of this "
+            f"machine (ps); prefer --ingestion-key-file or {ENV_INGESTION_KEY}",
             file=sys.stderr,
             flush=True,
         )
@@ -237,10 +262,12 @@ def run(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         db_path=args.db,
-        ingestion_id=args.ingestion_id,
-        ingestion_key=args.ingestion_key,
+        ingestion_id=ingestion_id,
+        ingestion_key=ingestion_key,
         max_body_bytes=args.max_body_bytes,
         access_log=None if args.quiet else sys.stderr,
+        max_events=args.max_events,
+        max_connections=args.max_connections,
     )
     try:
         receiver.start()
@@ -249,7 +276,8 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         reason = exc.strerror or str(exc)
         return print_error(f"cannot listen on {args.host}:{args.port}: {reason}")
-    print(f"slaos-logging receiver listening on {receiver.url} (db: {args.db})", flush=True)
+    where = f"{receiver.url} (db: {printable(args.db)})"
+    print(f"slaos-logging receiver listening on {where}", flush=True)
     stopping = threading.Event()
     previous: dict[signal.Signals, Any] = {}
     if threading.current_thread() is threading.main_thread():

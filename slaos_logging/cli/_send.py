@@ -13,17 +13,26 @@ import contextlib
 import dataclasses
 import logging
 import os
+import re
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
-from .._config import DEFAULT_BATCH_SIZE, DEFAULT_MAX_QUEUE_SIZE, DEFAULT_MAX_RETRIES, Config
+from .._config import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_MAX_QUEUE_SIZE,
+    DEFAULT_MAX_RETRIES,
+    ENV_INGESTION_ID,
+    ENV_INGESTION_KEY,
+    Config,
+)
 from .._encode import EventBuilder, dumps_event
 from .._pipeline import Pipeline
 from . import positive_int, print_error
 from ._connection import add_connection_args, config_from_args
 from ._jsonlines import Converter, Tally, pending_events
+from ._progress import Progress
+from ._terminal import printable
 
 __all__ = ["add_parser", "run"]
 
@@ -117,14 +126,21 @@ def _summary(tally: Tally, stats: dict[str, int] | None) -> list[str]:
             if tally.malformed > len(tally.malformed_at)
             else ""
         )
-        count = f"{tally.malformed} line{'s' if tally.malformed != 1 else ''}"
-        lines.append(f"malformed (not a JSON object): {count} skipped ({more}{where})")
+        count = _lines(tally.malformed)
+        lines.append(
+            f"malformed (not a JSON object, or a value out of range): {count} skipped "
+            f"({more}{printable(where)})"
+        )
     if tally.untimed:
         lines.append(
-            f"note: {tally.untimed} lines had no timestamp, created or asctime: "
-            "they were stamped with the current time"
+            f"note: {_lines(tally.untimed)} had no timestamp, created or asctime: "
+            f"{'they were' if tally.untimed != 1 else 'it was'} stamped with the current time"
         )
     return lines
+
+
+def _lines(n: int) -> str:
+    return f"{n} line{'s' if n != 1 else ''}"
 
 
 def _undelivered(stats: dict[str, int]) -> int:
@@ -137,13 +153,36 @@ def _undelivered(stats: dict[str, int]) -> int:
     )
 
 
+# The pipeline's messages are written for a program's log, and point to handler.stats() and
+# the SLAOS_* variables; a command-line user has neither handler nor stats, but options.
+_AUTH = re.compile(r"refused the credentials \((.*?)\)[:;.,]", re.S)
+_STATS_HINT = re.compile(r"[;,]? *see stats\(\)\[['\"]?\w+['\"]?\]")
+
+
+class _CliFormatter(logging.Formatter):
+    """The pipeline's diagnostics in the command line's words, on one escaped line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = record.getMessage()
+        auth = _AUTH.search(text)
+        if auth is not None:
+            text = (
+                f"slaOS refused the ingestion id or key ({auth.group(1)}): check "
+                f"--ingestion-id and --ingestion-key ({ENV_INGESTION_ID} / "
+                f"{ENV_INGESTION_KEY}); `slaos-logging check` tests them"
+            )
+        else:
+            text = _STATS_HINT.sub("", text)
+        return f"slaos-logging: {printable(text)}"
+
+
 @contextlib.contextmanager
 def _diagnostics_to_stderr() -> Iterator[None]:
     """Show the pipeline's own warnings (rejections, credentials, retries) while sending."""
     logger = logging.getLogger("slaos_logging")
     handler = logging.StreamHandler(sys.stderr)
     handler.setLevel(logging.WARNING)
-    handler.setFormatter(logging.Formatter("slaos-logging: %(message)s"))
+    handler.setFormatter(_CliFormatter())
     logger.addHandler(handler)
     try:
         yield
@@ -161,56 +200,6 @@ def _check_files(paths: list[str]) -> str | None:
         except OSError as exc:
             return f"cannot read {path}: {exc.strerror or exc}"
     return None
-
-
-class _Progress:
-    """A tqdm bar when stderr is a terminal and tqdm (the ``cli`` extra) is installed, else
-    a plain line every few seconds."""
-
-    def __init__(
-        self, total: int | None, stats: Callable[[], dict[str, int]], enabled: bool
-    ) -> None:
-        self._stats = stats
-        self._enabled = enabled
-        self._bar: Any = None
-        if enabled and sys.stderr.isatty():
-            try:
-                from tqdm import tqdm
-            except ImportError:
-                pass
-            else:
-                self._bar = tqdm(total=total, unit="B", unit_scale=True, file=sys.stderr)
-        self._due = time.monotonic() + (0.2 if self._bar is not None else _PROGRESS_EVERY)
-
-    def _counts(self, tally: Tally) -> dict[str, int]:
-        skipped = sum(tally.skipped.values()) + tally.malformed
-        return {"read": tally.read, "sent": self._stats()["sent"], "skipped": skipped}
-
-    def advance(self, tally: Tally) -> None:
-        """Show progress if it is due (cheap to call for every line)."""
-        if not self._enabled or tally.read % 256 or time.monotonic() < self._due:
-            return
-        bar = self._bar
-        self._due = time.monotonic() + (0.5 if bar is not None else _PROGRESS_EVERY)
-        if bar is not None:
-            bar.set_postfix(_as_text(self._counts(tally)), refresh=False)
-            bar.update(tally.bytes - bar.n)
-        else:
-            text = ", ".join(f"{name} {n}" for name, n in self._counts(tally).items())
-            print(f"slaos-logging send: {text}", file=sys.stderr, flush=True)
-
-    def close(self, tally: Tally) -> None:
-        """Bring the bar to its final figures and leave it on screen."""
-        bar = self._bar
-        if bar is not None:
-            bar.set_postfix(_as_text(self._counts(tally)), refresh=False)
-            bar.update(tally.bytes - bar.n)
-            bar.close()
-
-
-def _as_text(counts: dict[str, int]) -> dict[str, str]:
-    # tqdm would print a count of 100000 as "1e+5".
-    return {name: str(n) for name, n in counts.items()}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -245,7 +234,7 @@ def _send(args: argparse.Namespace, config: Config) -> int:
     batch_size = config.batch_size
     total = None if "-" in args.files else sum(os.path.getsize(p) for p in args.files)
     pipeline = Pipeline(config)
-    progress = _Progress(total, pipeline.snapshot, enabled=not args.no_progress)
+    progress = Progress(total, pipeline.snapshot, enabled=not args.no_progress)
     try:
         with _diagnostics_to_stderr():
             for pending in pending_events(args.files, Converter(config), tally, progress.advance):
@@ -265,7 +254,8 @@ def _send(args: argparse.Namespace, config: Config) -> int:
         print(line, file=sys.stderr)
     lost = _undelivered(stats)
     if lost:
-        return print_error(f"{lost} events were not delivered (see the messages above)")
+        were = "events were" if lost != 1 else "event was"
+        return print_error(f"{lost} {were} not delivered (see the messages above)")
     sys.stderr.flush()
     return 0
 

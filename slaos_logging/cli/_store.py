@@ -18,7 +18,7 @@ from typing import Any
 
 from .._private_files import UntrustedPathError, prepare_database, verify_database
 
-__all__ = ["EventStore", "StoreError", "StoredEvent", "parse_timestamp"]
+__all__ = ["EventStore", "Row", "StoreError", "StoredEvent", "encode_row", "parse_timestamp"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -84,6 +84,23 @@ def parse_timestamp(text: str) -> datetime:
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=timezone.utc)
     return parsed
+
+
+#: An event as stored, but for the time it was received.
+Row = tuple[str, str, str, float, str, str | None]
+
+
+def encode_row(event: StoredEvent) -> Row:
+    """The event's row: its values as compact JSON, so the parsed values can be freed."""
+    values = json.dumps(event.values, separators=(",", ":"), ensure_ascii=False)
+    return (
+        event.organization_id,
+        event.key,
+        event.timestamp,
+        event.ts_epoch,
+        values,
+        event.idempotency_key,
+    )
 
 
 def _utc_now_iso() -> str:
@@ -165,24 +182,16 @@ class EventStore:
         Returns:
             ``(stored, duplicates)``; a key repeated inside the batch counts as a duplicate too.
         """
+        return self.insert_rows([encode_row(e) for e in events])
+
+    def insert_rows(self, rows: Sequence[Row]) -> tuple[int, int]:
+        """Like :meth:`insert`, for events already turned into rows by :func:`encode_row`."""
         received_at = _utc_now_iso()
-        rows = [
-            (
-                e.organization_id,
-                e.key,
-                e.timestamp,
-                e.ts_epoch,
-                json.dumps(e.values, separators=(",", ":"), ensure_ascii=False),
-                e.idempotency_key,
-                received_at,
-            )
-            for e in events
-        ]
         with self._lock:
             before = self._conn.total_changes
             self._conn.execute("BEGIN IMMEDIATE")
             try:
-                self._conn.executemany(_INSERT, rows)
+                self._conn.executemany(_INSERT, [(*row, received_at) for row in rows])
             except BaseException:
                 self._conn.execute("ROLLBACK")
                 raise
