@@ -71,8 +71,8 @@ class Deliverer:
         self._batch_spill: Callable[[list[Event]], int] | None = None
         self._abandoned = False
         #: Set when a spool is configured: a batch gets one attempt and then goes to
-        #: disk (where a crash cannot take it), and the spool's probes do the retrying.
-        #: A batch the spool cannot take is retried in memory.
+        #: disk (where a crash cannot take it), and the spool's probes do the retrying;
+        #: a batch the spool cannot take is retried in memory.
         self.skip_retries = False
         #: Mean encoded size of an event in the last batch, for closing batches by bytes.
         self.event_bytes = 200
@@ -171,11 +171,8 @@ class Deliverer:
     def _post(
         self, body: bytes, chunk: list[Event], spill: Callable[[list[Event]], int] | None
     ) -> SendResult | None:
-        """One request plus its retries; ``None`` when shutdown cut the retries short.
-
-        Returns ``_SPOOLED`` when, after a retryable failure, ``chunk`` was settled in the
-        spool (or close() took it back meanwhile).
-        """
+        """One request plus its retries; ``None`` when shutdown cut the retries short,
+        ``_SPOOLED`` when a retryable failure settled ``chunk`` in the spool."""
         retries = 0
         while True:
             result = self._transport.send(body)
@@ -211,11 +208,9 @@ class Deliverer:
             return False
         if not self._take(chunk):
             return True  # close() took it back: it spools or counts it
-        # The spool takes a chunk whole or not at all.
-        if spill(chunk) == len(chunk):
+        if spill(chunk) == len(chunk):  # the spool takes a chunk whole or not at all
             return True
-        # The spool cannot take it (it failed to open, the disk is full): back in
-        # flight, and retried in memory exactly as without a spool.
+        # It cannot (failed to open, disk full): back in flight, retried in memory.
         with self._lock:
             if not self._abandoned:
                 self._chunk = chunk
