@@ -34,6 +34,8 @@ from .spool_support import (
 
 #: Events of the outage burst; the full case is 200,000 (benchmarks/spool_burst.py).
 BURST = int(os.environ.get("SLAOS_SPOOL_BURST_EVENTS", "50000"))
+#: A burst of a few events goes out as one batch (due a second after the first event).
+ONE_BATCH = {**FAST, "flush_interval": 1.0}
 LOSSES = ("failed", "invalid", "dropped_queue_full", "dropped_closed", "dropped_shutdown")
 
 
@@ -70,11 +72,11 @@ def test_spool_that_cannot_take_events_leaves_retries_on(
     if failure == "cannot_open":
         blocker = tmp_path / "a-file"
         blocker.write_text("")
-        handler = make_handler(spool_dir=blocker / "spool", **FAST)
+        handler = make_handler(spool_dir=blocker / "spool", **ONE_BATCH)
         assert handler._pipeline.spool is not None
         assert not handler._pipeline.spool.spool.available
     else:
-        handler = make_handler(spool_dir=tmp_path / "spool", **FAST)
+        handler = make_handler(spool_dir=tmp_path / "spool", **ONE_BATCH)
         link = handler._pipeline.spool
         assert link is not None and link.spool._conn is not None
         # SQLite's own cap on the file: every insert fails with SQLITE_FULL, as on a
@@ -104,7 +106,7 @@ def test_spool_that_takes_events_still_skips_memory_retries(
     tmp_path: Path,
 ) -> None:
     """A working spool takes a failed batch at once, and its drain delivers it."""
-    handler = make_handler(spool_dir=tmp_path / "spool", **FAST)
+    handler = make_handler(spool_dir=tmp_path / "spool", **ONE_BATCH)
     app_logger.addHandler(handler)
     server.then(Reply(503))
     burst(app_logger, 10)
