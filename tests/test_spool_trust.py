@@ -269,3 +269,13 @@ def test_serve_refuses_a_database_of_another_user(shared_folder: Path) -> None:
     plant("database", shared_folder, "any")
     with pytest.raises(StoreError, match=f"belongs to uid {OTHER_UID}"):
         EventStore(shared_folder / FILENAME)
+
+
+def test_serve_in_memory_database_creates_no_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """EventStore(":memory:") stays in memory: no file of that name appears."""
+    monkeypatch.chdir(tmp_path)
+    with EventStore(":memory:") as store:
+        assert store.count() == 0
+    assert list(tmp_path.iterdir()) == []

@@ -126,7 +126,8 @@ class EventStore:
         if not create and not os.path.isfile(self.path):
             raise StoreError(f"database not found: {self.path} (run 'slaos-logging serve' first?)")
         self._lock = threading.Lock()
-        if create:
+        on_disk = self.path not in ("", ":memory:")
+        if create and on_disk:
             # Events hold customer ids and every extra field: a private file, never one
             # another user could have planted or linked (see _private_files).
             try:
@@ -147,7 +148,8 @@ class EventStore:
             if create:
                 self._conn.execute("PRAGMA journal_mode=WAL")
                 self._conn.execute("PRAGMA synchronous=NORMAL")
-                verify_database(self.path)
+                if on_disk:
+                    verify_database(self.path)
                 self._conn.executescript(_SCHEMA)
             else:
                 row = self._conn.execute(
