@@ -35,7 +35,10 @@ def tests(session: nox.Session) -> None:
     if encoder == "stdlib":
         # A stale venv reused from an orjson leg must not hide the stdlib encoder.
         session.run("python", "-m", "pip", "uninstall", "-q", "-y", "orjson", silent=True)
-    session.run("python", "-m", "pytest", *session.posargs, env={"SLAOS_TEST_ENCODER": encoder})
+    # Most tests wait on sockets, processes and timers rather than the CPU: three workers
+    # keep the four legs within CI's time on two cores. Arguments replace the default.
+    args = session.posargs or ["-n", "3"]
+    session.run("python", "-m", "pytest", *args, env={"SLAOS_TEST_ENCODER": encoder})
 
 
 @nox.session(python="3.11")

@@ -18,7 +18,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ._diagnostics import Reporter
@@ -87,16 +87,15 @@ def stop(events: list[dict[str, Any]]) -> None:
                 return
 
 
-def _handler_class() -> type[SlaOSHandler]:
-    from ._handler import SlaOSHandler  # imported late: _handler imports this module
-
-    return SlaOSHandler
-
-
-def capture_record(handler: SlaOSHandler, record: logging.LogRecord) -> bool:
+def capture_record(
+    handler: SlaOSHandler,
+    record: logging.LogRecord,
+    emit: Callable[[SlaOSHandler, logging.LogRecord], None],
+) -> bool:
     """Take a record for the active captures, by ``emit()``'s own rules.
 
-    ``emit()`` itself runs, on a shallow copy of the handler whose queue is the
+    ``emit`` (``SlaOSHandler.emit``, passed in so that this module need not import
+    ``_handler``) runs itself, on a shallow copy of the handler whose queue is the
     captures: whatever ``emit()`` does to a record (its filter, structlog's event
     dicts, the extraction), a captured record gets the same.
 
@@ -124,7 +123,6 @@ def capture_record(handler: SlaOSHandler, record: logging.LogRecord) -> bool:
         twin._put = put
         # SlaOSHandler's emit, not a subclass's: that one already ran up to its
         # super().emit() call, which brought the record here.
-        emit = _handler_class().emit
         emit(twin, record)
         if ended:
             emit(handler, record)  # the last capture ended meanwhile: as if none had been

@@ -16,6 +16,8 @@ ENV_INGESTION_KEY = "SLAOS_INGESTION_KEY"
 ENV_HOST = "SLAOS_HOST"
 ENV_KEY = "SLAOS_KEY"
 ENV_SPOOL_DIR = "SLAOS_SPOOL_DIR"
+ENV_ENABLED = "SLAOS_ENABLED"
+_FALSE = frozenset({"0", "false", "no", "off"})
 
 DEFAULT_HOST = "api.rated.co"
 DEFAULT_BATCH_SIZE = 500
@@ -61,6 +63,11 @@ class Config:
     backoff_cap: float = DEFAULT_BACKOFF_CAP
     spool_dir: str | None = None
     spool_max_bytes: int = DEFAULT_SPOOL_MAX_BYTES
+    #: ``False``: turned off (``enabled=False``, ``SLAOS_ENABLED=0``, or no credentials
+    #: at all): nothing is sent, no thread is started.
+    enabled: bool = True
+    #: Why it is off: ``"no_credentials"`` (worth a warning) or ``"off"`` (asked for).
+    disabled_reason: str = ""
 
     @property
     def endpoint(self) -> str:
@@ -188,14 +195,20 @@ def _names(name: str, value: Iterable[str] | str | None) -> frozenset[str] | Non
     return names
 
 
-def _required(value: str | None, name: str, env: str) -> str:
+def _credential(value: str | None, env: str) -> str:
     if value is None:
         value = os.environ.get(env)
-    if not value:
-        raise ValueError(
-            f"{name} is required: pass {name}=... or set the {env} environment variable"
-        )
-    return value
+    return value or ""
+
+
+def _missing(name: str, env: str) -> ValueError:
+    return ValueError(f"{name} is required: pass {name}=... or set the {env} environment variable")
+
+
+def _enabled(enabled: bool | None) -> bool:
+    if enabled is not None:
+        return bool(enabled)
+    return os.environ.get(ENV_ENABLED, "").strip().lower() not in _FALSE
 
 
 def build_config(
@@ -220,17 +233,33 @@ def build_config(
     backoff_cap: float = DEFAULT_BACKOFF_CAP,
     spool_dir: str | os.PathLike[str] | None = None,
     spool_max_bytes: int = DEFAULT_SPOOL_MAX_BYTES,
+    enabled: bool | None = None,
 ) -> Config:
     """Validate arguments, fill the rest from ``SLAOS_*`` variables, and freeze them.
 
+    With neither credential given (nor in the environment) the result is disabled
+    (``enabled=False``, reason ``"no_credentials"``), as is one asked to be off by
+    ``enabled=False`` or ``SLAOS_ENABLED=0``/``false``.
+
     Raises:
         ValueError: With a message that names the offending argument (and its
-            environment variable, where it has one).
+            environment variable, where it has one). Exactly one credential missing
+            is such an error: a misconfiguration, not an absent configuration.
     """
-    ingestion_id = _required(ingestion_id, "ingestion_id", ENV_INGESTION_ID)
-    ingestion_key = _required(ingestion_key, "ingestion_key", ENV_INGESTION_KEY)
+    ingestion_id = _credential(ingestion_id, ENV_INGESTION_ID)
+    ingestion_key = _credential(ingestion_key, ENV_INGESTION_KEY)
+    reason = ""
+    if not _enabled(enabled):
+        reason = "off"
+    elif not ingestion_id and not ingestion_key:
+        reason = "no_credentials"
+    elif not ingestion_id:
+        raise _missing("ingestion_id", ENV_INGESTION_ID)
+    elif not ingestion_key:
+        raise _missing("ingestion_key", ENV_INGESTION_KEY)
     for name, secret in (("ingestion_id", ingestion_id), ("ingestion_key", ingestion_key)):
-        check_credential(name, secret)
+        if secret:  # absent only when the handler is disabled
+            check_credential(name, secret)
     base_url = resolve_base_url(
         host or os.environ.get(ENV_HOST) or DEFAULT_HOST, allow_insecure_http=allow_insecure_http
     )
@@ -279,4 +308,6 @@ def build_config(
         backoff_cap=float(backoff_cap),
         spool_dir=os.fspath(spool) if spool is not None else None,
         spool_max_bytes=spool_max_bytes,
+        enabled=not reason,
+        disabled_reason=reason,
     )

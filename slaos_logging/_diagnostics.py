@@ -1,7 +1,9 @@
 """The library's own messages: rate-limited, redacted, and never fed back into a handler.
 
 Every message goes to the ``slaos_logging`` logger (which has a ``NullHandler``, so
-an application that configures nothing sees nothing). ``SlaOSHandler`` ignores
+an application that configures nothing sees nothing), except that what the user must
+see (``MUST_SEE``) also reaches stderr once, through ``logging.lastResort``, when no
+handler of the application would show it. ``SlaOSHandler`` ignores
 records from ``slaos_logging*`` loggers, so these can never loop back into it.
 """
 
@@ -10,13 +12,24 @@ from __future__ import annotations
 import functools
 import logging
 import re
+import sys
 import threading
 import time
 import weakref
 from collections.abc import Iterable
 
 logger = logging.getLogger("slaos_logging")
-logger.addHandler(logging.NullHandler())
+_NULL = logging.NullHandler()
+logger.addHandler(_NULL)
+
+#: Reasons (prefixes) that reach stderr once even when the application set up no
+#: handler for our logger: refused credentials, a redirect, a record dropped after
+#: close, a disabled handler.
+MUST_SEE = ("auth", "redirect", "closed", "disabled")
+
+# Reasons already shown on stderr in this process.
+_ALERTED: set[str] = set()
+_ALERT_LOCK = threading.Lock()
 
 _REDACTED = "***"
 
@@ -96,14 +109,19 @@ class Reporter:
         self._log(level, msg, args)
 
     def every(self, reason: str, level: int, msg: str, *args: object) -> None:
-        """Log ``msg`` at most once per interval for ``reason``, noting how many were held back."""
+        """Log ``msg`` at most once per interval for ``reason``, noting how many were held back.
+
+        Reasons the user must see (``MUST_SEE``) also go to stderr once, as ``alert``.
+        """
         suppressed = self._limiter.allow(reason)
         if suppressed is None:
             return
         if suppressed:
             msg += " (%d similar messages suppressed)"
             args = (*args, suppressed)
-        self._log(level, msg, args)
+        record = self._log(level, msg, args)
+        if record is not None and reason.startswith(MUST_SEE):
+            show_on_stderr(reason, record)
 
     def each(self, reason: str, level: int, msg: str, *args: object) -> None:
         """Log every occurrence, up to 100 a minute per reason, noting the ones held back."""
@@ -115,13 +133,67 @@ class Reporter:
             args = (*args, suppressed)
         self._log(level, msg, args)
 
-    def _log(self, level: int, msg: str, args: tuple[object, ...]) -> None:
+    def alert(self, reason: str, level: int, msg: str, *args: object) -> None:
+        """Like ``every``, and the first time per process also on stderr if nobody listens.
+
+        For what the user must see (refused credentials, a redirect, a disabled
+        handler): when no handler of the application's would show the record, it goes
+        to ``logging.lastResort``, the way ``logging`` treats a logger with no handlers.
+        """
+        suppressed = self._limiter.allow(reason)
+        if suppressed is None:
+            return
+        record = self._log(level, msg, args)
+        if record is not None:
+            show_on_stderr(reason, record)
+
+    def _log(self, level: int, msg: str, args: tuple[object, ...]) -> logging.LogRecord | None:
         # Format here so the key can be scrubbed from the finished text, whatever the args held.
         try:
             text = redact(msg % args if args else msg, self._secrets)
-            logger.log(level, text)
+            path, line, func, _ = logger.findCaller()
+            record = logger.makeRecord(logger.name, level, path, line, text, (), None, func)
+            if logger.isEnabledFor(level):
+                logger.handle(record)
+            return record
         except Exception:  # a diagnostic must never break the caller
-            pass
+            return None
+
+
+def _someone_listens(level: int) -> bool:
+    """Whether a handler other than ours would show a ``slaos_logging`` record."""
+    current: logging.Logger | None = logger
+    while current is not None:
+        for handler in current.handlers:
+            # SlaOSHandler ignores our records, so it shows nothing either.
+            if isinstance(handler, logging.NullHandler) or getattr(
+                handler, "ignores_slaos_logging", False
+            ):
+                continue
+            if level >= handler.level:
+                return True
+        current = current.parent if current.propagate else None
+    return False
+
+
+def show_on_stderr(reason: str, record: logging.LogRecord) -> None:
+    """Show ``record`` through ``logging.lastResort`` once per reason, if nobody listens."""
+    try:
+        if not logger.isEnabledFor(record.levelno) and logger.getEffectiveLevel() > 30:
+            return  # the application turned our warnings off on purpose
+        with _ALERT_LOCK:
+            if reason in _ALERTED:
+                return
+            _ALERTED.add(reason)
+        if _someone_listens(record.levelno):
+            return
+        last = logging.lastResort
+        if last is not None and record.levelno >= last.level:
+            last.handle(record)
+        elif last is None:
+            sys.stderr.write(record.getMessage() + "\n")
+    except Exception:  # a diagnostic must never break the caller
+        pass
 
 
 class _UrlRedactingFilter(logging.Filter):

@@ -116,3 +116,30 @@ class Extractor:
             if value is not None and value != "":
                 return value if isinstance(value, str) else str(value)
         return organization_id_var.get() or None
+
+
+# -- structlog's ProcessorFormatter: the whole event dict as ``record.msg`` ------------
+
+#: What ``ProcessorFormatter.wrap_for_formatter`` adds to a record for its own use.
+_STRUCTLOG_PRIVATE = frozenset({"_logger", "_name", "_from_structlog"})
+
+
+def record_from_event_dict(record: logging.LogRecord) -> logging.LogRecord:
+    """A copy of a record whose ``msg`` is structlog's event dict, as ``logging`` would have it.
+
+    ``event`` becomes the message (what ``events=`` matches) and the other keys become
+    extras, as ``render_to_log_kwargs`` would have made them. The original record is
+    left untouched for the other handlers (the ``ProcessorFormatter`` renders it). Any
+    other record is returned as it is.
+    """
+    event_dict = record.msg
+    if event_dict.__class__ is not dict:
+        return record
+    fields = {k: v for k, v in record.__dict__.items() if k not in _STRUCTLOG_PRIVATE}
+    fields["msg"] = event_dict.get("event")
+    fields["args"] = ()
+    for name, value in event_dict.items():
+        # A key named like a record attribute cannot be an extra (as with logging).
+        if name != "event" and name not in fields:
+            fields[name] = value
+    return logging.makeLogRecord(fields)

@@ -22,8 +22,9 @@ from ._config import (
     OrganizationSource,
     build_config,
 )
-from ._extract import REASONS, Extractor
+from ._extract import REASONS, Extractor, record_from_event_dict
 from ._pipeline import Pipeline
+from ._shutdown import SHUTDOWN_TIMEOUT, FlushTimeout, warn_if_disabled
 
 _OWN_LOGGER = "slaos_logging"
 
@@ -36,9 +37,10 @@ class SlaOSHandler(logging.Handler):
     and keyword-only, so the handler can be built by ``logging.config.dictConfig``.
 
     Args:
-        ingestion_id: slaOS ingestion id. Default: env ``SLAOS_INGESTION_ID``; required.
+        ingestion_id: slaOS ingestion id. Default: env ``SLAOS_INGESTION_ID``.
         ingestion_key: slaOS ingestion key (a secret: never logged or shown). Default:
-            env ``SLAOS_INGESTION_KEY``; required.
+            env ``SLAOS_INGESTION_KEY``. With neither credential the handler is built
+            disabled (one warning on stderr); with only one, it is a ``ValueError``.
         host: ``api.rated.co``-style host (https) or a base URL. Default: env
             ``SLAOS_HOST``, else ``api.rated.co``.
         allow_insecure_http: Allow ``http://`` to a non-loopback host. Default ``False``.
@@ -63,10 +65,20 @@ class SlaOSHandler(logging.Handler):
             restarts. Default: env ``SLAOS_SPOOL_DIR``, else none (memory only).
         spool_max_bytes: Bound of the spool's stored events. Default 256 MiB.
         level: Handler level. Default ``logging.NOTSET``.
+        enabled: ``False`` turns the handler off silently (tests, local development):
+            records are counted ``skipped``, nothing is sent, no thread starts.
+            Default: env ``SLAOS_ENABLED`` (``0``/``false`` turn it off), else on.
+
+    Attributes:
+        enabled: Whether the handler sends anything.
 
     Raises:
-        ValueError: A missing credential or an invalid setting (the message names it).
+        ValueError: One credential without the other, or an invalid setting (the
+            message names it).
     """
+
+    #: Diagnostics of ``slaos_logging`` never go through this handler (see _diagnostics).
+    ignores_slaos_logging = True
 
     def __init__(
         self,
@@ -92,6 +104,7 @@ class SlaOSHandler(logging.Handler):
         spool_dir: str | os.PathLike[str] | None = None,
         spool_max_bytes: int = DEFAULT_SPOOL_MAX_BYTES,
         level: int | str = logging.NOTSET,
+        enabled: bool | None = None,
     ) -> None:
         config = build_config(
             ingestion_id=ingestion_id,
@@ -114,6 +127,7 @@ class SlaOSHandler(logging.Handler):
             backoff_cap=backoff_cap,
             spool_dir=spool_dir,
             spool_max_bytes=spool_max_bytes,
+            enabled=enabled,
         )
         try:
             super().__init__(level)
@@ -121,9 +135,14 @@ class SlaOSHandler(logging.Handler):
             # logging's own "Unknown level: 'NOPE'" does not say which argument it was.
             raise ValueError(f"level must be a logging level name or number: {exc}") from None
         self._config = config
+        self.enabled = config.enabled
         self._pipeline = Pipeline(config)
         # Bound once: emit() is paid on every logging call.
         self._events = config.events
+        if not config.enabled:
+            # Matches no record: each is counted `skipped`, and emit() stays untouched.
+            self._events = frozenset()
+            warn_if_disabled(config, self._pipeline.reporter)
         self._extract = Extractor(config).extract
         self._put = self._pipeline.put
 
@@ -155,7 +174,7 @@ class SlaOSHandler(logging.Handler):
         """Extract the event and enqueue it. Never blocks, never raises."""
         # slaos_logging.testing.capture_events(): while one is active, the event goes
         # to its list instead. One global read when none is (see _capture).
-        if CAPTURES and capture_record(self, record):
+        if CAPTURES and capture_record(self, record, SlaOSHandler.emit):
             return
         # The hot path of every logging call: attribute look-ups and one queue put,
         # nothing formatted, nothing copied but the values.
@@ -164,8 +183,9 @@ class SlaOSHandler(logging.Handler):
             if events is not None:
                 try:
                     wanted = record.msg in events
-                except TypeError:  # an unhashable msg is never a configured event
-                    wanted = False
+                except TypeError:  # unhashable: structlog's event dict, else never an event
+                    record = record_from_event_dict(record)
+                    wanted = record.msg.__class__ is str and record.msg in events
                 if not wanted:
                     next(self._pipeline.stats.skipped)
                     return
@@ -179,6 +199,8 @@ class SlaOSHandler(logging.Handler):
                     name = str(name)
                 if name.startswith(_OWN_LOGGER):
                     return
+                if record.msg.__class__ is dict:  # structlog's wrap_for_formatter
+                    record = record_from_event_dict(record)
             pending = self._extract(record.__dict__, record.created)
             if pending.__class__ is str:
                 self._skip(pending, record)  # type: ignore[arg-type]
@@ -207,14 +229,17 @@ class SlaOSHandler(logging.Handler):
     def handleError(self, record: logging.LogRecord) -> None:
         """Never print a traceback to stderr: errors are counted and reported instead."""
 
-    def flush(self, timeout: float | None = None) -> bool:  # type: ignore[override]
+    def flush(self, timeout: FlushTimeout = SHUTDOWN_TIMEOUT) -> bool:  # type: ignore[override]
         """Block until every event enqueued before this call is answered or given up.
 
         Args:
-            timeout: Seconds to wait at most; ``None`` waits until done.
+            timeout: Seconds to wait at most. Default: ``shutdown_timeout``, so that
+                ``logging.shutdown()`` and ``dictConfig()`` (which call ``flush()``) are
+                bounded. ``None`` waits until done.
 
         Returns:
-            ``False`` if the timeout ran out first.
+            ``False`` if the timeout ran out first (or the caller holds the ``logging``
+            lock, under which it never waits: the events are still delivered).
         """
         try:
             return self._pipeline.flush(timeout)
@@ -223,7 +248,12 @@ class SlaOSHandler(logging.Handler):
             return False
 
     def close(self) -> None:
-        """Stop taking records, deliver what is queued within ``shutdown_timeout``. Idempotent."""
+        """Deliver what is queued within ``shutdown_timeout`` and stop the sender thread.
+
+        Idempotent. Like ``FileHandler``, a closed handler still works: a record
+        logged afterwards starts a new sender thread (``dictConfig`` closes every
+        existing handler, even those that stay attached).
+        """
         try:
             self._pipeline.close()
         except Exception as exc:

@@ -1,7 +1,9 @@
 """One process's queue, sender thread and HTTP session.
 
 Started lazily by the first event; rebuilt in a forked child (the parent's pending
-events stay the parent's); closed by ``close()`` or by the hooks in ``_lifecycle``.
+events stay the parent's). ``close()`` delivers what is queued and stops the thread;
+a record logged afterwards starts a fresh one, as ``FileHandler`` reopens its file.
+After the exit hook has run, records are delivered on the thread that logs them.
 """
 
 from __future__ import annotations
@@ -12,16 +14,18 @@ import queue
 import secrets
 import threading
 import time
+import weakref
 from typing import Any
 
 from . import _lifecycle
 from ._batch import BatchSender, FlushMarker
 from ._config import Config
-from ._deliver import Deliverer, Event
+from ._deliver import Deliverer
 from ._diagnostics import Reporter, protect_secret
 from ._encode import EventBuilder, make_encoder
 from ._extract import Pending
 from ._retry import RetryPolicy
+from ._shutdown import SHUTDOWN_TIMEOUT, Default, FlushTimeout, orphaned, put_at_exit, stop
 from ._spooling import LoggedEventBuilder, SpoolLink
 from ._stats import Stats
 from ._transport import Transport
@@ -41,14 +45,19 @@ class Pipeline:
         self.config = config
         self._policy = RetryPolicy(config.max_retries, config.backoff_base, config.backoff_cap)
         self._encode = make_encoder()
-        self._closed = False
-        self._close_done = threading.Event()
         self.spool: SpoolLink | None = None
-        if config.spool_dir is not None:
+        self._spool_closed = False
+        self._spool_dropped = 0  # by spool links closed earlier
+        if config.enabled and config.spool_dir is not None:
             self.spool = SpoolLink(config, self._policy)
         self._process_state()
+        if not config.enabled:
+            return  # never sends: no thread, no hooks
         _lifecycle.track(self)
         protect_secret(self, config.ingestion_key)
+        # The sender thread holds no reference to the pipeline: when its owner is
+        # collected, the state lives on until the thread has delivered what is queued.
+        weakref.finalize(self, orphaned, Pipeline, self.__dict__).atexit = False
         if self.spool is not None and self.spool.depth():
             self._start()  # events left by an earlier process: deliver them now
 
@@ -56,8 +65,10 @@ class Pipeline:
         """Everything that belongs to one process (rebuilt after fork)."""
         config = self.config
         self._pid = os.getpid()
-        self._lock = threading.Lock()
         # New in a child too: a lock held by a parent thread at fork time stays held.
+        self._lock = threading.Lock()  # started / the sender's renewal
+        self._sync_lock = threading.Lock()  # delivery on a caller's thread
+        self._close_lock = threading.Lock()
         self.reporter = Reporter((config.ingestion_key,))
         self.stats = Stats()
         self._max_queue = config.max_queue_size
@@ -65,6 +76,14 @@ class Pipeline:
         self.queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self.started = False
         self._no_thread = False
+        self._exiting = False
+        self._exit_failed = False
+        self._prefix = _new_prefix()
+        self._new_sender()
+
+    def _new_sender(self) -> None:
+        """A fresh session, deliverer and (unstarted) sender on the same queue."""
+        config = self.config
         self.transport = Transport(
             config.endpoint,
             timeout=config.timeout,
@@ -79,7 +98,7 @@ class Pipeline:
             self._encode,
             config.max_batch_bytes,
         )
-        prefix = _new_prefix()
+        prefix = self._prefix
         link = self.spool
         drain = None
         if link is not None:
@@ -98,7 +117,16 @@ class Pipeline:
         )
         if link is not None:
             link.on_stored = self.sender.wake_idle_work
-        self._prefix = prefix
+        self._stale = False  # set once close() has used this sender up
+        self._stop_sent = False
+
+    def _renew(self) -> None:
+        """After close(): a new sender (and spool connection) for the next records."""
+        if self.spool is not None and self._spool_closed:
+            self._spool_dropped += self.spool.spool.dropped
+            self.spool = SpoolLink(self.config, self._policy)
+            self._spool_closed = False
+        self._new_sender()
 
     # -- application side -------------------------------------------------------------
 
@@ -106,12 +134,10 @@ class Pipeline:
         """Enqueue a pending event without blocking; count it if it has to be dropped.
 
         Returns:
-            Whether the event was taken (queued, or handed to the spool).
+            Whether the event was taken (queued, sent, or handed to the spool).
         """
-        if self._closed:
-            next(self.stats.dropped_closed)
-            self.reporter.every("closed", logging.WARNING, "event logged after close(): dropped")
-            return False
+        if self._exiting:
+            return put_at_exit(self, pending)
         q = self.queue
         depth = q.qsize()
         if depth >= self._max_queue:
@@ -137,10 +163,12 @@ class Pipeline:
 
     def _start(self) -> None:
         with self._lock:
-            if self.started or self._no_thread:
+            if self.started or self._no_thread or not self.config.enabled:
                 return
             if os.getpid() != self._pid:  # forked without our hook (e.g. a raw os.fork in C)
-                self._after_fork_locked()
+                self._process_state()
+            if self._stale:
+                self._renew()
             try:
                 self.sender.start()
             except RuntimeError:
@@ -149,26 +177,35 @@ class Pipeline:
                 self._no_thread = True
                 return
             self.started = True
-        _lifecycle.close_with_multiprocessing_child(self)
+        _lifecycle.close_with_multiprocessing_child()
 
     # -- control ----------------------------------------------------------------------
 
-    def flush(self, timeout: float | None = None) -> bool:
-        """Wait until every event enqueued before the call is settled."""
+    def flush(self, timeout: FlushTimeout = SHUTDOWN_TIMEOUT) -> bool:
+        """Wait until every event enqueued before the call is settled.
+
+        Args:
+            timeout: Seconds at most; ``None`` waits until done. Default: the
+                pipeline's ``shutdown_timeout``.
+        """
+        if isinstance(timeout, Default):
+            timeout = self.config.shutdown_timeout
         if os.getpid() != self._pid:
             self.after_fork()
-        if self._closed:
-            # Everything was delivered or given up by close(); a marker queued now,
-            # behind the stop sentinel, would never be answered.
-            return self._close_done.wait(timeout)
-        if not self._sender_alive():
+        if not self.has_thread():
             if self.queue.empty() and not self.sender.has_open_batch():
                 return True
-            return self._drain_here(timeout)
+            if not self._exiting:
+                self._start()  # (a record's own put() may be starting it right now)
+            if not self.has_thread():  # none can run: deliver on this thread
+                return self._drain_here(timeout)
         deadline = None if timeout is None else time.monotonic() + timeout
         marker = FlushMarker()
         self.queue.put(marker)
         self.sender.wake.set()
+        if _lifecycle.logging_lock_held():
+            # The sender may need this very lock: it delivers as soon as it is released.
+            return marker.done.is_set()
         done = marker.done.wait(timeout)
         if self.spool is not None:
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
@@ -176,113 +213,95 @@ class Pipeline:
             done = self.spool.deliver_backlog(deadline) and done  # the sender drains it
         return done
 
-    def _sender_alive(self) -> bool:
+    @property
+    def shutdown_timeout(self) -> float:
+        """Seconds ``close()`` may spend delivering."""
+        return self.config.shutdown_timeout
+
+    def has_thread(self) -> bool:
+        """Whether a sender thread is running for this pipeline."""
         thread = self.sender.thread
         return self.started and thread is not None and thread.is_alive()
 
-    def _drain_here(self, timeout: float | None) -> bool:
-        # No sender thread (none could be started at shutdown): deliver on this thread.
-        deadline = None if timeout is None else time.monotonic() + timeout
-        with self._lock:
-            while deadline is None or time.monotonic() < deadline:
-                try:
-                    item = self.queue.get_nowait()
-                except queue.Empty:
-                    break
-                self.sender.handle(item)
-            self.sender.send_batch()
-        return self.queue.empty()
-
-    def close(self) -> None:
-        """Deliver what is queued within ``shutdown_timeout``, then stop. Idempotent."""
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
+    def _drain_here(self, timeout: float | None, bounded: bool = True) -> bool:
+        # No sender thread can run (none could be started, or exit began): deliver on
+        # this thread. Never while a thread may start: two consumers of one queue
+        # would share one open batch.
+        limit = -1 if timeout is None else timeout
+        if not self._sync_lock.acquire(timeout=limit):
+            return False
         try:
-            self._close()
+            return self._drain_locked(timeout, bounded)
         finally:
-            self._close_done.set()
+            self._sync_lock.release()
 
-    def _close(self) -> None:
-        if os.getpid() != self._pid:
-            self.after_fork()
-        timeout = self.config.shutdown_timeout
-        deadline = time.monotonic() + timeout
-        self.deliverer.begin_closing(deadline)
-        if self._sender_alive():
-            if self.spool is not None:
-                self._deliver_spool(deadline)
-            self.queue.put(FlushMarker())
-            self.sender.enqueue_sentinel()
-            self.sender.wake.set()
-            thread = self.sender.thread
-            assert thread is not None
-            thread.join(max(0.0, deadline - time.monotonic()))
-            if thread.is_alive():
-                self._abandon()
-                self._close_spool(deadline)
-                return
-        else:
-            self._drain_here(max(0.0, deadline - time.monotonic()))
-            if not self.queue.empty():
-                self._abandon()
-        self._close_spool(deadline)
-        self.transport.close()
-
-    def _deliver_spool(self, deadline: float) -> None:
-        """close(): settle the queue, then have the sender deliver the spool's rows."""
-        assert self.spool is not None
-        marker = FlushMarker()
-        self.queue.put(marker)
-        self.sender.wake.set()
-        left = deadline - time.monotonic()
-        if marker.done.wait(max(0.0, left)) and self.spool.flush(max(0.0, left)):
-            # Stop a little early, so the batch in flight can finish before the deadline.
-            self.spool.deliver_backlog(deadline - min(1.0, 0.1 * self.config.shutdown_timeout))
-
-    def _close_spool(self, deadline: float) -> None:
-        if self.spool is not None:
-            # With no sender thread left, what the spool holds is sent from this one.
-            self.spool.close(deadline, None if self._sender_alive() else self.deliverer)
-
-    def _abandon(self) -> None:
-        """shutdown_timeout ran out: spool or count everything not delivered."""
-        events: list[Event] = self.deliverer.abandon()
-        events.extend(self.sender.take_open_batch())
-        build = EventBuilder if self.spool is None else LoggedEventBuilder
-        builder = build(self._prefix, self.stats.enqueued, lambda raw: None)
-        while True:
+    def _drain_locked(self, timeout: float | None, bounded: bool) -> bool:
+        with self._lock:
+            if self._stale:
+                self._renew()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        if deadline is not None and bounded:
+            # Retries must fit in the caller's time. (Not for a plain flush: a sender
+            # thread may take this deliverer over afterwards.)
+            self.deliverer.begin_closing(deadline)
+        while deadline is None or time.monotonic() < deadline:
             try:
                 item = self.queue.get_nowait()
             except queue.Empty:
                 break
-            if type(item) is tuple:
-                events.append(builder.build(item))
-            elif isinstance(item, FlushMarker):
-                item.done.set()  # its events are settled: spooled or counted below
-        # The stop sentinel went with the queue: tell the thread to end once its
-        # request returns, instead of waiting on an empty queue forever.
-        self.sender.halt()
-        kept = self.spool.spill(events) if self.spool is not None and events else 0
-        lost = len(events) - kept
-        if lost:
-            # Through the deliverer's lock: its thread may still be counting too.
-            self.deliverer.count("dropped_shutdown", lost)
-            self.reporter.every(
-                "shutdown",
-                logging.ERROR,
-                "%d slaOS events were not delivered before shutdown_timeout (%.1fs) ran out",
-                lost,
-                self.config.shutdown_timeout,
-            )
+            if item is not None:  # a stop sentinel no thread will read
+                self.sender.handle(item)
+        self.sender.send_batch()
+        return self.queue.empty()
+
+    def close(self, until: float | None = None) -> None:
+        """Deliver what is queued within ``shutdown_timeout`` and stop the thread.
+
+        Idempotent, and not final: a record logged afterwards starts a new thread.
+        Called with the ``logging`` lock held (``dictConfig``), it only wakes the sender
+        and returns: waiting there could deadlock.
+
+        Args:
+            until: A ``time.monotonic()`` deadline that may cut ``shutdown_timeout`` short.
+        """
+        if os.getpid() != self._pid:
+            self.after_fork()
+        if _lifecycle.logging_lock_held():
+            if self.has_thread():
+                self.queue.put(FlushMarker())  # send the open batch now
+                self.sender.wake.set()
+            return
+        if not self._close_lock.acquire(timeout=self.config.shutdown_timeout):
+            return  # another thread is closing it, within the same bound
+        try:
+            stop(self, until)
+        finally:
+            self._close_lock.release()
+
+    def begin_stop(self, until: float) -> None:
+        """Ask the sender to deliver what is queued and end, without waiting for it."""
+        if self.has_thread() and not self._stop_sent:
+            self.deliverer.begin_closing(min(until, time.monotonic() + self.shutdown_timeout))
+            self.queue.put(FlushMarker())
+            self.release()
+
+    def release(self) -> None:
+        """Let the sender deliver what is queued, then end (without waiting for it)."""
+        if not self._stop_sent:
+            self._stop_sent = True
+            self.sender.enqueue_sentinel()
+        self.sender.wake.set()
+
+    def mark_exiting(self) -> None:
+        """The exit hook ran: from now on records are delivered on the caller's thread."""
+        self._exiting = True
 
     def snapshot(self) -> dict[str, int]:
         """The counters, with the queue's current depth."""
         depth = self.queue.qsize()
         if self.spool is None:
             return self.stats.snapshot(queue_depth=depth, spool_depth=0)
-        self.stats.spool_dropped = self.spool.spool.dropped
+        self.stats.spool_dropped = self._spool_dropped + self.spool.spool.dropped
         return self.stats.snapshot(
             queue_depth=depth, spool_depth=self.spool.depth(), waiting=self.spool.waiting()
         )
@@ -291,8 +310,5 @@ class Pipeline:
 
     def after_fork(self) -> None:
         """In a forked child: start over with an empty queue, a new thread and session."""
-        self._after_fork_locked()
-
-    def _after_fork_locked(self) -> None:
         # Nothing of the parent's is closed: its sockets and thread are the parent's.
         self._process_state()

@@ -12,6 +12,7 @@ from ._capture import capture_mapping
 from ._config import build_config
 from ._extract import REASONS, Extractor
 from ._pipeline import Pipeline
+from ._shutdown import SHUTDOWN_TIMEOUT, FlushTimeout, warn_if_disabled
 
 
 class SlaOSWorker:
@@ -20,20 +21,27 @@ class SlaOSWorker:
     ``add_event`` no longer posts on the caller's thread: it enqueues, and the same
     background pipeline as ``SlaOSHandler`` batches, retries and delivers.
 
+    The credentials follow ``SlaOSHandler``'s rules: from the arguments or the
+    environment; with neither, the worker is disabled (``enabled`` is ``False``, one
+    warning, events counted ``skipped``); with only one, ``ValueError``.
+
     Args:
-        host: Host or base URL, as for ``SlaOSHandler``.
-        ingestion_id: slaOS ingestion id.
-        ingestion_key: slaOS ingestion key (never logged or shown).
+        host: Host or base URL, as for ``SlaOSHandler``. Default: env ``SLAOS_HOST``,
+            else ``api.rated.co``.
+        ingestion_id: slaOS ingestion id. Default: env ``SLAOS_INGESTION_ID``.
+        ingestion_key: slaOS ingestion key (never logged or shown). Default: env
+            ``SLAOS_INGESTION_KEY``.
         max_retries: Retries of a failing batch. Default 3.
         retry_delay: First backoff window in seconds (exponential, full jitter). Default 5.
-        **options: Any other ``SlaOSHandler`` setting (``batch_size``, ``spool_dir``, ...).
+        **options: Any other ``SlaOSHandler`` setting (``batch_size``, ``spool_dir``,
+            ``enabled``, ...).
     """
 
     def __init__(
         self,
-        host: str,
-        ingestion_id: str,
-        ingestion_key: str,
+        host: str | None = None,
+        ingestion_id: str | None = None,
+        ingestion_key: str | None = None,
         max_retries: int = 3,
         retry_delay: float = 5,
         **options: Any,
@@ -46,8 +54,10 @@ class SlaOSWorker:
             max_retries=max_retries,
             **options,
         )
+        self.enabled = self._config.enabled
         self._extractor = Extractor(self._config)
         self._pipeline = Pipeline(self._config)
+        warn_if_disabled(self._config, self._pipeline.reporter)
 
     def add_event(self, event: Mapping[str, Any]) -> bool:
         """Queue one event (``organization_id``, ``key``, ``timestamp``, ``values``, ...).
@@ -63,7 +73,7 @@ class SlaOSWorker:
             if captured is not None:
                 return captured
         try:
-            if not isinstance(event, Mapping):
+            if not isinstance(event, Mapping) or not self.enabled:
                 next(self._pipeline.stats.skipped)
                 return False
             pending = self._extractor.extract(event, time.time())
@@ -77,12 +87,20 @@ class SlaOSWorker:
         except Exception:  # the application's call must not fail
             return False
 
-    def flush(self, timeout: float | None = None) -> bool:
-        """Wait until every event added before this call is answered or given up."""
+    def flush(self, timeout: FlushTimeout = SHUTDOWN_TIMEOUT) -> bool:
+        """Wait until every event added before this call is answered or given up.
+
+        Args:
+            timeout: Seconds at most (default ``shutdown_timeout``); ``None`` waits
+                until done.
+        """
         return self._pipeline.flush(timeout)
 
     def close(self) -> None:
-        """Deliver what is queued within ``shutdown_timeout`` and stop. Idempotent."""
+        """Deliver what is queued within ``shutdown_timeout`` and stop the thread.
+
+        Idempotent; an event added afterwards starts a new thread.
+        """
         self._pipeline.close()
 
     def stats(self) -> dict[str, int]:

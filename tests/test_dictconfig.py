@@ -214,11 +214,12 @@ def test_bad_argument_names_setting(server: RecordingServer) -> None:
 def test_missing_credentials_name_env_var(
     server: RecordingServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Without credentials anywhere, dictConfig's error names the environment variable."""
+    """With one credential missing, dictConfig's error names its environment variable."""
     monkeypatch.delenv("SLAOS_INGESTION_KEY")
     with pytest.raises(ValueError) as excinfo:
         logging.config.dictConfig(issue_config(server.url))
     assert "SLAOS_INGESTION_KEY" in f"{excinfo.value} | {excinfo.value.__cause__}"
+    monkeypatch.setenv("SLAOS_INGESTION_KEY", KEY)
     monkeypatch.delenv("SLAOS_INGESTION_ID")
     with pytest.raises(ValueError) as excinfo:
         logging.config.dictConfig(issue_config(server.url))

@@ -136,31 +136,22 @@ def test_flush_times_out_on_stalled_server(
 # -- close ---------------------------------------------------------------------------
 
 
-def test_close_delivers_queued_events_and_stops_taking_records(
+def test_close_delivers_queued_events_and_reopens_on_next_record(
     make_handler: MakeHandler, server: RecordingServer, app_logger: logging.Logger
 ) -> None:
-    """close() delivers what was queued; later records are counted dropped_closed, never raise."""
+    """close() delivers what was queued; a later record starts a new sender (as FileHandler)."""
     handler = make_handler(flush_interval=60)
     app_logger.addHandler(handler)
     _log(app_logger, 5)
     handler.close()
     assert len(server.events()) == 5
-    requests_before = len(server.requests)
-    raise_exceptions = logging.raiseExceptions
-    logging.raiseExceptions = True
-    try:
-        _log(app_logger, 3)
-        record = app_logger.makeRecord(
-            "x", logging.INFO, "f", 1, "m", None, None, extra={"organization_id": "acme"}
-        )
-        handler.emit(record)
-    finally:
-        logging.raiseExceptions = raise_exceptions
+    assert not handler._pipeline.has_thread()
+    _log(app_logger, 3)
+    handler.close()
     stats = handler.stats()
-    assert stats["dropped_closed"] == 4
-    assert stats["sent"] == 5
-    assert handler.flush(1) is True
-    assert len(server.requests) == requests_before
+    assert (stats["sent"], stats["enqueued"], stats["dropped_closed"]) == (8, 8, 0)
+    assert len(server.events()) == 8
+    assert len({e["idempotency_key"] for e in server.events()}) == 8
 
 
 def test_close_twice_is_safe(

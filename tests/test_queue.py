@@ -80,19 +80,20 @@ def test_broken_record_is_reported_not_printed(
     assert captured.out == ""
 
 
-def test_record_after_close_is_counted(
+def test_record_after_close_is_delivered(
     make_handler: Callable[..., SlaOSHandler],
     server: RecordingServer,
     app_logger: logging.Logger,
     capfd: pytest.CaptureFixture[str],
 ) -> None:
-    """A record logged after close() is counted dropped_closed, without error output."""
+    """A record logged after close() is delivered by a new sender, without error output."""
     handler = make_handler(flush_interval=60)
     app_logger.addHandler(handler)
     handler.close()
     app_logger.info("request_finished", extra={"organization_id": "acme"})
+    assert handler.flush(5) is True
     stats = handler.stats()
-    assert (stats["dropped_closed"], stats["enqueued"]) == (1, 0)
+    assert (stats["dropped_closed"], stats["enqueued"], stats["sent"]) == (0, 1, 1)
     assert capfd.readouterr().err == ""
 
 

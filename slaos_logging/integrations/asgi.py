@@ -11,7 +11,15 @@ Usage with FastAPI or Starlette::
 
 or wrap any ASGI app: ``app = SlaOSMiddleware(app, organization_id=...)``.
 
-Only ``http`` scopes are timed; ``websocket`` and ``lifespan`` pass through untouched.
+Only ``http`` scopes are timed; ``websocket`` passes through untouched. On
+``lifespan.shutdown`` every ``SlaOSHandler`` of the process is flushed (within its
+``shutdown_timeout``) before the server is told the app has shut down: uvicorn ends by
+re-raising SIGTERM, so exit hooks never run. An app that does not speak the lifespan
+protocol (Django's ``ASGIHandler``) gets it spoken for it. For Django, which is timed by
+its own middleware, wrap the ASGI application in ``FlushOnShutdown`` alone::
+
+    application = FlushOnShutdown(get_asgi_application())
+
 The route is ``scope["route"].path`` (``/items/{item_id}``), which Starlette and FastAPI
 set while routing; under a Starlette ``Mount`` it is the path inside the mount. This
 module imports no framework.
@@ -19,10 +27,12 @@ module imports no framework.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 
+from slaos_logging import _lifecycle
 from slaos_logging.integrations._core import (
     DEFAULT_LOGGER_NAME,
     DEFAULT_MESSAGE,
@@ -30,7 +40,7 @@ from slaos_logging.integrations._core import (
     RequestTimer,
 )
 
-__all__ = ["SlaOSMiddleware", "header"]
+__all__ = ["FlushOnShutdown", "SlaOSMiddleware", "header"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -90,7 +100,11 @@ class SlaOSMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Run the wrapped app, timing ``http`` requests."""
-        if scope.get("type") != "http":
+        kind = scope.get("type")
+        if kind == "lifespan":
+            await flush_on_shutdown(self.app, scope, receive, send)
+            return
+        if kind != "http":
             await self.app(scope, receive, send)
             return
         timer = await self._begin(scope)
@@ -146,6 +160,80 @@ class SlaOSMiddleware:
             return core.accept(org, method)
         except Exception:  # never fail the request for our sake
             return None
+
+
+class FlushOnShutdown:
+    """Flushes every ``SlaOSHandler`` at the ASGI ``lifespan.shutdown``; times nothing.
+
+    For apps timed by other means (Django's middleware). ``SlaOSMiddleware`` does this
+    too.
+
+    Args:
+        app: The ASGI 3 application to wrap.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Pass every scope to the app; watch the lifespan one."""
+        if scope.get("type") == "lifespan":
+            await flush_on_shutdown(self.app, scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+
+async def _flush_handlers() -> None:
+    # On a worker thread: delivery blocks, and the loop may still have work to finish.
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:  # not asyncio (trio): block, the server is stopping anyway
+        _lifecycle.flush_all()
+        return
+    await loop.run_in_executor(None, _lifecycle.flush_all)
+
+
+async def flush_on_shutdown(app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
+    """Run ``app``'s lifespan, flushing every handler before shutdown is confirmed.
+
+    If the app neither receives nor sends a lifespan message (it raised at once, as
+    Django does, or returned), the lifespan is answered here instead, so the flush
+    still happens when the server stops.
+    """
+    spoke = False
+
+    async def watch_receive() -> Message:
+        nonlocal spoke
+        spoke = True
+        return await receive()
+
+    async def flush_then_send(message: Message) -> None:
+        nonlocal spoke
+        spoke = True
+        if message.get("type") in ("lifespan.shutdown.complete", "lifespan.shutdown.failed"):
+            await _flush_handlers()
+        await send(message)
+
+    try:
+        await app(scope, watch_receive, flush_then_send)
+    except Exception:
+        if spoke:
+            raise
+    if not spoke:
+        await _serve_lifespan(receive, send)
+
+
+async def _serve_lifespan(receive: Receive, send: Send) -> None:
+    """The lifespan protocol for an app that does not speak it."""
+    while True:
+        message = await receive()
+        kind = message.get("type")
+        if kind == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif kind == "lifespan.shutdown":
+            await _flush_handlers()
+            await send({"type": "lifespan.shutdown.complete"})
+            return
 
 
 def _route(scope: Scope) -> str | None:

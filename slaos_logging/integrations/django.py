@@ -20,6 +20,9 @@ Settings (all optional):
 - ``SLAOS_REQUEST_MESSAGE``: the record's message (what ``events=`` matches), default
   ``"request_finished"``.
 
+Streaming responses (``StreamingHttpResponse``, ``FileResponse``) are timed to their
+last chunk: the record is logged when the server closes the response.
+
 The middleware runs natively in both sync and async stacks. In an async stack the
 resolver is called on the event loop, so it must not query the database (read a
 header, or a value an earlier middleware put on the request).
@@ -160,4 +163,27 @@ class SlaOSMiddleware:
             status = int(response.status_code)
         except Exception:  # a broken response object is a server error
             status = 500
-        timer.finish(status, route_of(request))
+        route = route_of(request)
+        if getattr(response, "streaming", False):
+            # Timed to the last chunk: the server (WSGI or Django's ASGI handler) calls
+            # close() once the body is sent.
+            _finish_at_close(response, timer, status, route)
+            return
+        timer.finish(status, route)
+
+
+def _finish_at_close(
+    response: HttpResponseBase, timer: RequestTimer, status: int, route: str | None
+) -> None:
+    close = response.close
+
+    def close_and_finish() -> None:
+        try:
+            close()
+        finally:
+            timer.finish(status, route)
+
+    try:
+        response.close = close_and_finish  # type: ignore[method-assign]
+    except Exception:  # an exotic response: time it to the view's return instead
+        timer.finish(status, route)

@@ -8,12 +8,15 @@ Usage::
     app = Flask(__name__)
     SlaOS(app, organization_id=lambda: request.headers.get("X-Customer-Id"))
 
-or, with an application factory, ``slaos = SlaOS(organization_id=...)`` at import time
-and ``slaos.init_app(app)`` in the factory.
+or, with an application factory, ``slaos = SlaOS(organization_id=...)`` at import inspect
+import time
+and ``slaos.init_app(app)`` in the factory. Responses streamed from a generator are timed
+to their last chunk (the record is logged when the server closes the body).
 """
 
 from __future__ import annotations
 
+import inspect
 import time
 from collections.abc import Callable, Iterable
 
@@ -31,6 +34,7 @@ __all__ = ["SlaOS"]
 _TIMER = "_slaos_timer"
 _STARTED = "_slaos_started"
 _STATUS = "_slaos_status"
+_STREAMING = "_slaos_streaming"
 
 
 class SlaOS:
@@ -94,24 +98,49 @@ class SlaOS:
                 setattr(g, _TIMER, timer)
                 timer.activate()
 
-        def note_status(response: Response) -> Response:
-            if _STARTED in g:
-                setattr(g, _STATUS, response.status_code)
-            return response
-
-        def log_request(exc: BaseException | None) -> None:
-            timer: RequestTimer | None = g.pop(_TIMER, None)
-            started: float | None = g.pop(_STARTED, None)
-            status: int = g.pop(_STATUS, 500)
+        def resolve_late() -> RequestTimer | None:
+            timer: RequestTimer | None = g.get(_TIMER)
+            started: float | None = g.get(_STARTED)
             if timer is None and started is not None:
                 # The resolver may read what the app's own before_request hooks (which
                 # run after ours) put on ``g``: ask again now that they have run.
                 timer = core.begin(None, request.method)
                 if timer is not None:
                     timer.started = started
+                    setattr(g, _TIMER, timer)
+            return timer
+
+        def note_status(response: Response) -> Response:
+            if _STARTED not in g:
+                return response
+            setattr(g, _STATUS, response.status_code)
+            # A body produced by a generator (a streamed view, stream_with_context).
+            # Not is_streamed: error pages are wrapped iterators with a finished body.
+            if inspect.isgenerator(response.response):
+                try:
+                    timer = resolve_late()
+                except Exception:  # never fail the request for our sake
+                    timer = None
+                if timer is not None:
+                    # Timed to the last chunk: werkzeug calls this when the server
+                    # closes the body.
+                    rule = request.url_rule
+                    status, route = response.status_code, rule.rule if rule else None
+                    response.call_on_close(lambda: timer.finish(status, route))
+                    setattr(g, _STREAMING, True)
+            return response
+
+        def log_request(exc: BaseException | None) -> None:
+            timer = resolve_late()
+            g.pop(_TIMER, None)
+            g.pop(_STARTED, None)
+            status: int = g.pop(_STATUS, 500)
+            streaming = g.pop(_STREAMING, False)
             if timer is None:
                 return
             try:
+                if streaming and exc is None:
+                    return  # logged when the body is closed
                 # Teardown sees only exceptions no error handler turned into a response.
                 rule = request.url_rule
                 timer.finish(500 if exc is not None else status, rule.rule if rule else None)
