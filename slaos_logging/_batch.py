@@ -60,6 +60,7 @@ class BatchSender(QueueListener):
         reporter: Reporter,
         id_prefix: str,
         idle_work: Callable[[], float | None] | None = None,
+        builder: type[EventBuilder] = EventBuilder,
     ) -> None:
         super().__init__(q)
         self._q = q  # typed view of self.queue
@@ -73,7 +74,7 @@ class BatchSender(QueueListener):
         self._reporter = reporter
         self._batch: list[Event] = []
         self._due_at = 0.0
-        self._builder = EventBuilder(
+        self._builder = builder(
             id_prefix, stats.enqueued, self._bad_timestamp, self._name_collision
         )
         # Called when the queue is idle; returns seconds until it wants to run again

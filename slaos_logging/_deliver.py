@@ -71,7 +71,8 @@ class Deliverer:
         self._batch_spill: Callable[[list[Event]], int] | None = None
         self._abandoned = False
         #: Set when a spool is configured: a batch gets one attempt and then goes to
-        #: disk (where a crash cannot take it), and the spool's probes do the retrying.
+        #: disk (where a crash cannot take it), and the spool's probes do the retrying;
+        #: a batch the spool cannot take is retried in memory.
         self.skip_retries = False
         #: Mean encoded size of an event in the last batch, for closing batches by bytes.
         self.event_bytes = 200
@@ -127,7 +128,9 @@ class Deliverer:
             self._split((chunk[cut:], chunk[:cut]))
             return
         self.event_bytes = max(1, len(body) // len(chunk))
-        result = self._post(body)
+        result = self._post(body, chunk, spill)
+        if result is _SPOOLED:
+            return
         if result is None:
             self._give_up(chunk, spill, shutdown=True)
             return
@@ -165,8 +168,11 @@ class Deliverer:
             return b"[" + b",".join(chunk) + b"]"  # type: ignore[arg-type]
         return self._encode(chunk)
 
-    def _post(self, body: bytes) -> SendResult | None:
-        """One request plus its retries; ``None`` when shutdown cut the retries short."""
+    def _post(
+        self, body: bytes, chunk: list[Event], spill: Callable[[list[Event]], int] | None
+    ) -> SendResult | None:
+        """One request plus its retries; ``None`` when shutdown cut the retries short,
+        ``_SPOOLED`` when a retryable failure settled ``chunk`` in the spool."""
         retries = 0
         while True:
             result = self._transport.send(body)
@@ -175,8 +181,8 @@ class Deliverer:
                 report_redirect(self._reporter, result)
             if classify(result.status) is not Verdict.RETRY or not self._policy.allows(retries):
                 return result
-            if self.skip_retries:
-                return result
+            if self.skip_retries and self._spooled(chunk, spill):
+                return _SPOOLED
             if result.redirect_host is None:
                 self._reporter.every(
                     "retry",
@@ -194,6 +200,23 @@ class Deliverer:
                 self._closing.wait(delay)
             else:
                 self._abort.wait(delay)
+
+    def _spooled(self, chunk: list[Event], spill: Callable[[list[Event]], int] | None) -> bool:
+        """Settle ``chunk`` in the spool; ``False`` if it must be retried in memory."""
+        spill = spill or self.spill
+        if spill is None:
+            return False
+        if not self._take(chunk):
+            return True  # close() took it back: it spools or counts it
+        if spill(chunk) == len(chunk):  # the spool takes a chunk whole or not at all
+            return True
+        # It cannot (failed to open, disk full): back in flight, retried in memory.
+        with self._lock:
+            if not self._abandoned:
+                self._chunk = chunk
+                return False
+        self._give_up(chunk, spill, shutdown=True, late=True)  # abandon() missed it
+        return True
 
     def _give_up(
         self,
@@ -273,6 +296,10 @@ class Deliverer:
                 drained_by(events)
             return []
         return events
+
+
+#: Returned by ``_post`` when the spool took the chunk after a retryable failure.
+_SPOOLED = SendResult(None, None, "spooled")
 
 
 def _halves(events: list[Event]) -> tuple[list[Event], list[Event]]:

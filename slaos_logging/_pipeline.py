@@ -22,11 +22,11 @@ from ._batch import BatchSender, FlushMarker
 from ._config import Config
 from ._deliver import Deliverer
 from ._diagnostics import Reporter, protect_secret
-from ._encode import make_encoder
+from ._encode import EventBuilder, make_encoder
 from ._extract import Pending
 from ._retry import RetryPolicy
 from ._shutdown import SHUTDOWN_TIMEOUT, Default, FlushTimeout, orphaned, put_at_exit, stop
-from ._spooling import SpoolLink
+from ._spooling import LoggedEventBuilder, SpoolLink
 from ._stats import Stats
 from ._transport import Transport
 
@@ -110,8 +110,10 @@ class Pipeline:
             def drain() -> float | None:
                 return link.drain(deliverer)
 
+        # With a spool, events remember when they were logged: the spool's order.
+        builder = EventBuilder if link is None else LoggedEventBuilder
         self.sender = BatchSender(
-            self.queue, config, self.deliverer, self.stats, self.reporter, prefix, drain
+            self.queue, config, self.deliverer, self.stats, self.reporter, prefix, drain, builder
         )
         if link is not None:
             link.on_stored = self.sender.wake_idle_work
@@ -208,6 +210,7 @@ class Pipeline:
         if self.spool is not None:
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
             done = self.spool.flush(left) and done
+            done = self.spool.deliver_backlog(deadline) and done  # the sender drains it
         return done
 
     @property

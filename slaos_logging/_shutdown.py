@@ -19,6 +19,7 @@ from ._deliver import Event
 from ._diagnostics import Reporter, protect_secret
 from ._encode import EventBuilder
 from ._extract import Pending
+from ._spooling import LoggedEventBuilder
 
 if TYPE_CHECKING:
     from ._pipeline import Pipeline
@@ -60,6 +61,8 @@ def stop(self: Pipeline, until: float | None = None) -> None:
         self._start()
     if self.has_thread():
         if not self._stop_sent:  # (begin_stop() or an orphan's finalizer already asked)
+            if self.spool is not None:
+                deliver_spool(self, deadline)
             self.queue.put(FlushMarker())
             self.release()
         thread = self.sender.thread
@@ -77,7 +80,8 @@ def stop(self: Pipeline, until: float | None = None) -> None:
         if not self.queue.empty():
             abandon(self)
     if self.spool is not None and not self._spool_closed:
-        self.spool.close(deadline)
+        # With no sender thread left, what the spool holds is sent from this one.
+        self.spool.close(deadline, None if self.has_thread() else self.deliverer)
         self._spool_closed = True
     if not abandoned:
         self.transport.close()
@@ -93,6 +97,24 @@ def stop(self: Pipeline, until: float | None = None) -> None:
             self._start()
 
 
+def deliver_spool(self: Pipeline, deadline: float) -> None:
+    """Settle the queue, then have the running sender deliver the spool's rows."""
+    assert self.spool is not None
+    marker = FlushMarker()
+    self.queue.put(marker)
+    self.sender.wake.set()
+    left = deadline - time.monotonic()
+    if marker.done.wait(max(0.0, left)) and self.spool.flush(max(0.0, left)):
+        # Stop a little early, so the batch in flight can finish before the deadline.
+        self.spool.deliver_backlog(deadline - min(1.0, 0.1 * self.config.shutdown_timeout))
+
+
+def _builder(self: Pipeline) -> EventBuilder:
+    # With a spool, events remember when they were logged: the spool's order.
+    build = EventBuilder if self.spool is None else LoggedEventBuilder
+    return build(self._prefix, self.stats.enqueued, lambda raw: None)
+
+
 def put_at_exit(self: Pipeline, pending: Pending) -> bool:
     """After the exit hook: deliver on this thread within ``shutdown_timeout``, or spool.
 
@@ -102,8 +124,7 @@ def put_at_exit(self: Pipeline, pending: Pending) -> bool:
     if self._exit_failed or not self._sync_lock.acquire(timeout=self.config.shutdown_timeout):
         if self.spool is not None:
             # Numbered (so counted in `enqueued`) only once it is an event we keep.
-            event = EventBuilder(self._prefix, self.stats.enqueued, lambda raw: None)
-            if self.spool.spill([event.build(pending)]):
+            if self.spool.spill([_builder(self).build(pending)]):
                 return True
             self.stats.dropped_shutdown += 1
             return False
@@ -130,7 +151,7 @@ def abandon(self: Pipeline) -> None:
     """shutdown_timeout ran out: spool or count everything not delivered."""
     events: list[Event] = self.deliverer.abandon()
     events.extend(self.sender.take_open_batch())
-    builder = EventBuilder(self._prefix, self.stats.enqueued, lambda raw: None)
+    builder = _builder(self)
     while True:
         try:
             item = self.queue.get_nowait()

@@ -4,16 +4,20 @@ Three paths lead to disk: the in-memory queue is full (the application thread ha
 the event to a writer thread, never touching SQLite itself), a batch failed with a
 retryable error, or ``close()`` ran out of time. With a spool a failed batch is not
 retried in memory: it goes to disk at once, so a crash during an outage finds it
-there, and the spool's drain does the retrying. The sender drains the spool oldest
-first whenever its queue is idle, one batch at a time, and while the server keeps
-failing it probes with exponential backoff.
+there, and the spool's drain does the retrying. Whenever the spool cannot take a
+batch (it failed to open, the disk is full or read-only), the batch is retried in
+memory exactly as without a spool. The sender drains the spool in the order events
+were logged whenever its queue is idle, one batch at a time, and while the server
+keeps failing it probes with exponential backoff. ``flush()`` and ``close()`` wait for
+that drain (``deliver_backlog``) within their time bounds.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
-import queue
 import random
+import secrets
 import threading
 import time
 from collections.abc import Callable
@@ -25,28 +29,50 @@ from ._diagnostics import Reporter
 from ._encode import EventBuilder, dumps_event
 from ._retry import RetryPolicy
 from ._spool import Spool
+from ._spool_db import endpoint_id
+from ._spool_overflow import Overflow
 from ._stats import Stats
 
-_WRITE_CHUNK = 1000
-# The overflow buffer must absorb a burst at full logging speed while the writer
-# thread catches up; its own bound keeps memory finite whatever happens to the disk.
-_MIN_OVERFLOW = 10_000
 # How often a sender looks again at rows other processes hold (their lease is 60 s).
 _RECHECK = 30.0
+# While flush() or close() waits for the drain it nudges the sender this often, in case
+# a wake-up raced with the sender deciding the spool was empty.
+_NUDGE = 0.2
+
+
+class LoggedEvent(dict[str, Any]):
+    """An event dict that remembers when it was logged (for the spool's order)."""
+
+    __slots__ = ("logged",)
+    logged: float
+
+
+class LoggedEventBuilder(EventBuilder):
+    """Builds ``LoggedEvent``: used by the sender when a spool is configured."""
+
+    __slots__ = ()
+
+    def build(self, item: tuple[Any, ...]) -> dict[str, Any]:
+        """The event for one queued pending event, with its ``record.created``."""
+        event = LoggedEvent(super().build(item))
+        event.logged = item[3]
+        return event
 
 
 class SpoolLink:
-    """One pipeline's use of a ``Spool``: writer thread, spill, drain."""
+    """One pipeline's use of a ``Spool``: overflow writer, spill, drain."""
 
     def __init__(self, config: Config, policy: RetryPolicy) -> None:
         assert config.spool_dir is not None
         self._config = config
-        self._overflow_cap = max(_MIN_OVERFLOW, config.max_queue_size)
         # Replaced by the pipeline's own in reset(); this one reports opening errors.
         self._reporter = Reporter((config.ingestion_key,))
         self._policy = policy
         self.spool = Spool(
-            config.spool_dir, max_bytes=config.spool_max_bytes, on_error=self._on_error
+            config.spool_dir,
+            endpoint=endpoint_id(config.base_url, config.ingestion_id),
+            max_bytes=config.spool_max_bytes,
+            on_error=self._on_error,
         )
         #: Called after events were stored: the pipeline schedules a drain.
         self.on_stored: Callable[[], None] = lambda: None
@@ -57,10 +83,23 @@ class SpoolLink:
         self._stats = stats
         self._reporter = reporter
         self._prefix = id_prefix
-        self._overflow: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._writer: threading.Thread | None = None
         self._lock = threading.Lock()
         self._failures = 0
+        self._generation = 0  # bumped whenever events were stored
+        # Notified after every drain attempt, for deliver_backlog().
+        self._drained = threading.Condition(threading.Lock())
+        # Used by the overflow writer thread only (or by close() when there is none).
+        # Its own prefix and numbering: an event is counted in ``enqueued`` only once it
+        # is on disk, so one the spool cannot take is counted ``dropped_queue_full``
+        # alone, exactly as without a spool.
+        self._builder = LoggedEventBuilder(
+            secrets.token_urlsafe(8), itertools.count(), lambda raw: None
+        )
+        self._overflow = Overflow(self._config.max_queue_size, self._write_overflow, reporter)
+
+    def _stored(self) -> None:
+        self._generation += 1  # before the wake-up: see drain()
+        self.on_stored()
 
     def _on_error(self, message: str) -> None:
         self._reporter.every("spool:" + message[:60], logging.ERROR, "%s", message)
@@ -69,89 +108,68 @@ class SpoolLink:
 
     def overflow(self, item: tuple[Any, ...]) -> bool:
         """Take an event the queue had no room for; ``False`` if the spool cannot."""
-        if not self.spool.available or self._overflow.qsize() >= self._overflow_cap:
-            return False
-        self._overflow.put(item)
-        if self._writer is None:
-            self._start_writer()
-        return True
+        return self.spool.available and self._overflow.put(item)
 
-    def _start_writer(self) -> None:
-        with self._lock:
-            if self._writer is not None:
-                return
-            thread = threading.Thread(
-                target=self._write_loop, name="slaos-logging-spool-writer", daemon=True
-            )
-            try:
-                thread.start()
-            except RuntimeError:
-                return  # interpreter shutdown: close() writes what is left
-            self._writer = thread
-
-    def _write_loop(self) -> None:
-        builder = EventBuilder(self._prefix, self._stats.enqueued, lambda raw: None)
-        while True:
-            item = self._overflow.get()
-            if item is None:
-                return
-            items: list[tuple[Any, ...]] = []
-            markers: list[threading.Event] = []
-            while True:
-                if isinstance(item, threading.Event):
-                    markers.append(item)
-                elif item is None:
-                    self._write(items, builder)
-                    return
-                else:
-                    items.append(item)
-                if len(items) >= _WRITE_CHUNK:
-                    break
-                try:
-                    item = self._overflow.get_nowait()
-                except queue.Empty:
-                    break
-            self._write(items, builder)
-            for marker in markers:
-                marker.set()
+    def _write_overflow(self, items: list[tuple[Any, ...]]) -> None:
+        build = self._builder.build
+        # Built and encoded row by row inside the transaction: SQLite lets the
+        # application thread in between rows, instead of after the whole slice.
+        payloads = (dumps_event(build(item)) for item in items)
+        kept = self.spool.put(payloads, [item[3] for item in items])
+        counter = self._stats.enqueued if kept else self._stats.dropped_queue_full
+        for _ in items:
+            next(counter)
+        if kept:
+            with self._lock:
+                self._stats.spooled += kept
+            self._stored()
 
     def flush(self, timeout: float | None) -> bool:
         """Wait until the overflow taken so far is on disk."""
-        writer = self._writer
-        if writer is None or not writer.is_alive():
-            return True
-        marker = threading.Event()
-        self._overflow.put(marker)
-        return marker.wait(timeout)
-
-    def _write(self, items: list[tuple[Any, ...]], builder: EventBuilder) -> None:
-        if not items:
-            return
-        events: list[Event] = [builder.build(item) for item in items]
-        kept = self.spill(events)
-        if kept < len(events):
-            with self._lock:
-                for _ in range(len(events) - kept):
-                    next(self._stats.dropped_queue_full)
+        return self._overflow.flush(timeout)
 
     # -- given up: sender or close() thread ------------------------------------------
 
     def spill(self, events: list[Event]) -> int:
-        """Store events on disk; return how many were kept."""
-        payloads = [e if isinstance(e, bytes) else dumps_event(e) for e in events]
-        kept = self.spool.put(payloads)
+        """Store events on disk (all or none); return how many are kept there.
+
+        Encoded events (``bytes``) were read back from the spool and are still on disk,
+        claimed by this process: they are kept without being stored twice (``close()``
+        releases the claim).
+        """
+        fresh = [e for e in events if not isinstance(e, bytes)]
+        on_disk = len(events) - len(fresh)
+        if not fresh:
+            return on_disk
+        now = time.time()
+        logged = [getattr(e, "logged", now) for e in fresh]
+        kept = self.spool.put((dumps_event(e) for e in fresh), logged)  # type: ignore[arg-type]
         if kept:
             with self._lock:
                 self._stats.spooled += kept
-            self.on_stored()
-        return kept
+            self._stored()
+        return on_disk + kept
 
     # -- draining: sender thread, when idle ------------------------------------------
 
     def drain(self, deliverer: Deliverer) -> float | None:
         """Send one batch from the spool; return seconds until the next try, or None."""
+        generation = self._generation
+        try:
+            delay = self._drain_once(deliverer)
+            if (delay is None or delay >= _RECHECK) and self._generation != generation:
+                # Stored while this drain found nothing to claim: the wake-up that came
+                # with them found a drain running and was lost, so look again now.
+                return 0.0
+            return delay
+        finally:
+            with self._drained:
+                self._drained.notify_all()
+
+    def _drain_once(self, deliverer: Deliverer) -> float | None:
         rows = self.spool.claim(self._config.batch_size, self._config.max_batch_bytes)
         if not rows:
+            self._failures = 0
             # Rows held by other live processes (or none at all): look again later only
             # if there are any, so rows of a sibling that dies are not left behind.
             return _RECHECK if self.spool.depth() else None
@@ -174,30 +192,47 @@ class SpoolLink:
         self._failures = 0
         return 0.0
 
-    def close(self, deadline: float) -> None:
-        """Write out the overflow (within ``deadline``) and stop the writer."""
-        writer = self._writer
-        if writer is not None and writer.is_alive():
-            self._overflow.put(None)
-            writer.join(max(0.0, deadline - time.monotonic()))
-        elif not self._overflow.empty():
-            builder = EventBuilder(self._prefix, self._stats.enqueued, lambda raw: None)
-            items: list[tuple[Any, ...]] = []
-            while True:
-                try:
-                    item = self._overflow.get_nowait()
-                except queue.Empty:
-                    break
-                if isinstance(item, tuple):
-                    items.append(item)
-            if items:
-                self._write(items, builder)
+    def deliver_backlog(self, deadline: float | None, deliverer: Deliverer | None = None) -> bool:
+        """Drain this endpoint's rows until none is left, the server fails, or ``deadline``.
+
+        For ``flush()`` and ``close()``. With ``deliverer`` the batches are sent on the
+        calling thread (only when no sender thread runs); without, the sender thread
+        drains and this waits for it.
+
+        Returns:
+            ``False`` only if ``deadline`` (``time.monotonic()``) passed first. Rows left
+            because the server does not answer are settled: they stay on disk.
+        """
+        while True:
+            if self._failures or not self.spool.has_backlog():
+                return True
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                return False
+            if deliverer is not None:
+                if self._drain_once(deliverer) is None:
+                    return True
+                continue
+            with self._drained:
+                self.on_stored()  # the sender drains at once when idle
+                self._drained.wait(_NUDGE if remaining is None else min(remaining, _NUDGE))
+
+    def close(self, deadline: float, deliverer: Deliverer | None = None) -> None:
+        """Write out the overflow and close the spool, within ``deadline``.
+
+        Args:
+            deadline: ``time.monotonic()`` bound.
+            deliverer: When no sender thread runs: send this endpoint's rows from here.
+        """
+        self._overflow.close(deadline)
+        if deliverer is not None:
+            self.deliver_backlog(deadline, deliverer)
         self.spool.close()
 
     def waiting(self) -> int:
         """Events handed over by a full queue, not yet on disk."""
-        return self._overflow.qsize()
+        return self._overflow.waiting()
 
     def depth(self) -> int:
-        """Events waiting on disk (all processes')."""
+        """This endpoint's events waiting on disk (all processes')."""
         return self.spool.depth()

@@ -25,8 +25,10 @@ from typing import Any
 import pytest
 
 from slaos_logging import SlaOSHandler
+from slaos_logging._config import resolve_base_url
 from slaos_logging._encode import dumps_event
 from slaos_logging._spool import Spool
+from slaos_logging._spool_db import endpoint_id
 
 from .conftest import KEY
 from .server import RecordingServer, Reply, random_failures, reject_marked
@@ -364,7 +366,8 @@ def test_sigkill_between_send_and_commit_duplicates_at_most_one_batch(
 ) -> None:
     """A child killed while a drained batch is in flight: all arrive, at most that batch twice."""
     spool_dir = tmp_path / "spool"
-    spool = Spool(spool_dir)
+    # The rows of the handlers below: same host and ingestion id.
+    spool = Spool(spool_dir, endpoint=endpoint_id(resolve_base_url(server.url), "ingest-id"))
     events = [
         {
             "organization_id": "org",

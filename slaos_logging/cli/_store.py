@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+from .._private_files import UntrustedPathError, prepare_database, verify_database
+
 __all__ = ["EventStore", "Row", "StoreError", "StoredEvent", "encode_row", "parse_timestamp"]
 
 _SCHEMA = """
@@ -133,6 +135,17 @@ class EventStore:
         if not create and not os.path.isfile(self.path):
             raise StoreError(f"database not found: {self.path} (run 'slaos-logging serve' first?)")
         self._lock = threading.Lock()
+        on_disk = self.path not in ("", ":memory:")
+        if create and on_disk:
+            # Events hold customer ids and every extra field: a private file, never one
+            # another user could have planted or linked (see _private_files).
+            try:
+                prepare_database(self.path)
+            except UntrustedPathError as exc:
+                raise StoreError(f"refusing database {self.path}: {exc}") from None
+            except OSError as exc:
+                reason = exc.strerror or str(exc)
+                raise StoreError(f"cannot open database {self.path}: {reason}") from None
         try:
             # Autocommit mode: transactions are opened explicitly so a batch is all-or-nothing.
             self._conn = sqlite3.connect(
@@ -144,6 +157,8 @@ class EventStore:
             if create:
                 self._conn.execute("PRAGMA journal_mode=WAL")
                 self._conn.execute("PRAGMA synchronous=NORMAL")
+                if on_disk:
+                    verify_database(self.path)
                 self._conn.executescript(_SCHEMA)
             else:
                 row = self._conn.execute(
@@ -154,6 +169,9 @@ class EventStore:
         except sqlite3.Error as exc:
             self._conn.close()
             raise StoreError(f"cannot use database {self.path}: {exc}") from None
+        except UntrustedPathError as exc:
+            self._conn.close()
+            raise StoreError(f"refusing database {self.path}: {exc}") from None
         except StoreError:
             self._conn.close()
             raise
