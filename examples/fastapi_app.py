@@ -21,7 +21,6 @@ import logging
 import logging.config
 import os
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.responses import StreamingResponse
@@ -50,15 +49,13 @@ LOGGING = {
 }
 
 
-@asynccontextmanager
-async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    # Configured here, not at import: uvicorn applies its own dictConfig at start-up,
-    # and any dictConfig closes the handlers configured before it.
-    logging.config.dictConfig(LOGGING)
-    yield
+# Configured at import. uvicorn's own logging set-up (a second dictConfig) closes this
+# handler; a closed SlaOSHandler simply starts again with the next record.
+logging.config.dictConfig(LOGGING)
 
-
-app = FastAPI(lifespan=lifespan)
+# The middleware also flushes every SlaOSHandler at the lifespan's shutdown, so stopping
+# uvicorn (Ctrl-C, SIGTERM) delivers the last requests' events.
+app = FastAPI()
 app.add_middleware(
     SlaOSMiddleware,
     organization_id=lambda scope: header(scope, "X-Customer-Id"),
