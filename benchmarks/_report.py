@@ -70,7 +70,7 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
 
     out.append(
         _verdict(
-            "1 app cost back to back",
+            "app cost back to back",
             le(slaos.get("app_ratio"), 1.3),
             f"{_fmt(slaos.get('app_ratio'))}x NullHandler",
             "<= 1.3x",
@@ -78,7 +78,7 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
     )
     out.append(
         _verdict(
-            "1 app cost paced 1,000/s",
+            "app cost paced 1,000/s",
             le(slaos.get("paced_ratio"), 1.3),
             f"{_fmt(slaos.get('paced_ratio'))}x NullHandler",
             "<= 1.3x",
@@ -92,7 +92,7 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
     )
     out.append(
         _verdict(
-            "1 below QueueHandler (b2b / paced)",
+            "below QueueHandler (b2b / paced)",
             None if vs_queue is None or vs_queue_p is None else vs_queue < 1 and vs_queue_p < 1,
             f"{_fmt(vs_queue)}x / {_fmt(vs_queue_p)}x QueueHandler",
             "< 1x",
@@ -100,7 +100,7 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
     )
     out.append(
         _verdict(
-            "1 flat extras back to back",
+            "flat extras back to back",
             le(flat.get("app_ratio"), 1.4),
             f"{_fmt(flat.get('app_ratio'))}x NullHandler (flat)",
             "<= 1.4x",
@@ -108,7 +108,7 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
     )
     out.append(
         _verdict(
-            "1 flat extras paced",
+            "flat extras paced",
             le(flat.get("paced_ratio"), 1.4),
             f"{_fmt(flat.get('paced_ratio'))}x NullHandler (flat)",
             "<= 1.4x",
@@ -123,7 +123,7 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
         )
         out.append(
             _verdict(
-                f"2 events/s vs {peer}",
+                f"events/s vs {peer}",
                 None if x is None else x >= goal,
                 f"{_fmt(x, 1)}x",
                 f">= {goal:g}x",
@@ -131,7 +131,7 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
         )
     out.append(
         _verdict(
-            "2 client CPU per event",
+            "client CPU per event",
             le(slaos.get("cpu_ratio"), 2.0),
             f"{_fmt(slaos.get('cpu_ratio'))}x NullHandler call",
             "<= 2x",
@@ -142,7 +142,7 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
     ok3 = bool(lost) and all(x == 0 for x in lost) and all(x == 0 for x in dropped)
     out.append(
         _verdict(
-            "3 no loss in a 20,000 burst",
+            "no loss in a 20,000 burst",
             ok3 if lost else None,
             f"lost per round {lost}, dropped_queue_full {dropped}",
             "0",
@@ -163,7 +163,7 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
     )
     out.append(
         _verdict(
-            f"3 {bursts[0].get('n', 0):,} burst: loss == stats()",
+            f"{bursts[0].get('n', 0):,} burst: loss == stats()",
             all(exact) if exact else None,
             desc,
             "server == sent, sum == n",
@@ -172,7 +172,7 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
     rss = max((b.get("rss_growth_mb", 0) for b in bursts if "error" not in b), default=None)
     out.append(
         _verdict(
-            "4 peak RSS growth in the burst", le(rss, 50.0), f"{_fmt(rss, 1)} MB (max)", "< 50 MB"
+            "peak RSS growth in the burst", le(rss, 50.0), f"{_fmt(rss, 1)} MB (max)", "< 50 MB"
         )
     )
     stalls = [r["stall"] for r in raw if "error" not in r["stall"]]
@@ -181,7 +181,7 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
         grow = median(s["rss_growth_after_2x_more_mb"] - s["rss_growth_mb"] for s in stalls)
         out.append(
             _verdict(
-                "4 stalled sink: bounded by max_queue_size",
+                "stalled sink: bounded by max_queue_size",
                 grow < 2.0,
                 f"{bpe:,.0f} B per queued event; +{grow:.1f} MB after 2x more events",
                 "no growth once full",
@@ -189,7 +189,7 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
         )
     out.append(
         _verdict(
-            "5 wire bytes per event",
+            "wire bytes per event",
             le(slaos.get("wire_bytes"), 200.0),
             f"{_fmt(slaos.get('wire_bytes'), 1)} B",
             "<= 200 B",
@@ -199,7 +199,7 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
         med = _per_round(raw, lambda r, f=fi: r["latency"][f]["median_ms"])
         out.append(
             _verdict(
-                f"6 latency median, flush_interval={fi}",
+                f"latency median, flush_interval={fi}",
                 None if med is None else med <= goal if fi == "1.0" else med < goal,
                 f"{_fmt(med, 1)} ms",
                 f"{'<=' if fi == '1.0' else '<'} {goal:g} ms",
@@ -274,7 +274,7 @@ def _details(result: dict[str, Any]) -> list[str]:
             out.append(f"- Burst: error {b['error']}")
             continue
         out.append(
-            f"- Target 3/4, {b['n']:,} burst: server counted {b['server']:,}; stats sent "
+            f"- Burst of {b['n']:,}: server counted {b['server']:,}; stats sent "
             f"{b['sent']:,}, dropped_queue_full {b['dropped_queue_full']:,}, failed "
             f"{b['failed']:,}; peak RSS growth {b['rss_growth_mb']:.1f} MB"
         )
@@ -283,7 +283,7 @@ def _details(result: dict[str, Any]) -> list[str]:
             out.append(f"- Stall: error {s['error']}")
             continue
         out.append(
-            f"- Target 4, stalled sink (max_queue_size {s['max_queue_size']:,}): queue depth "
+            f"- Stalled sink (max_queue_size {s['max_queue_size']:,}): queue depth "
             f"{s['queue_depth']:,}, RSS +{s['rss_growth_mb']:.1f} MB when full "
             f"(= {s['bytes_per_queued_event']:,.0f} B per queued event), "
             f"+{s['rss_growth_after_2x_more_mb']:.1f} MB after twice as many more events"
@@ -296,7 +296,7 @@ def _details(result: dict[str, Any]) -> list[str]:
             got = sum(x["received"] for x in lat)
             sent = sum(x["n"] for x in lat)
             out.append(
-                f"- Target 6, 100 events/s, flush_interval={fi}: median {med:.1f} ms, "
+                f"- Latency at 100 events/s, flush_interval={fi}: median {med:.1f} ms, "
                 f"p95 {p95:.1f} ms (received {got}/{sent})"
             )
     cap = result.get("sink_capacity") or {}
