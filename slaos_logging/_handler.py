@@ -137,7 +137,7 @@ class SlaOSHandler(logging.Handler):
             raise ValueError(f"level must be a logging level name or number: {exc}") from None
         self._config = config
         self.enabled = config.enabled
-        self._pipeline = Pipeline(config)
+        self._pipeline = Pipeline(config, owner=self)
         # Bound once: emit() is paid on every logging call.
         self._events = config.events
         if not config.enabled:

@@ -41,7 +41,14 @@ def _new_prefix() -> str:
 class Pipeline:
     """Queue -> sender thread -> slaOS, for one handler or worker."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, owner: object | None = None) -> None:
+        """Build the pipeline (no thread yet).
+
+        Args:
+            config: The validated configuration.
+            owner: The handler or worker that feeds it: once ``owner`` is collected
+                without being closed, the thread delivers what is queued and ends.
+        """
         self.config = config
         self._policy = RetryPolicy(config.max_retries, config.backoff_base, config.backoff_cap)
         self._encode = make_encoder()
@@ -55,9 +62,12 @@ class Pipeline:
             return  # never sends: no thread, no hooks
         _lifecycle.track(self)
         protect_secret(self, config.ingestion_key)
-        # The sender thread holds no reference to the pipeline: when its owner is
-        # collected, the state lives on until the thread has delivered what is queued.
-        weakref.finalize(self, orphaned, Pipeline, self.__dict__).atexit = False
+        if owner is not None:
+            # The finalizer holds the pipeline, never the owner: when the owner is
+            # collected, the pipeline lives on until its thread has delivered what is
+            # queued. (On the owner, not on the pipeline: a finalizer that kept the
+            # pipeline's __dict__ would slow every attribute look-up in put().)
+            weakref.finalize(owner, orphaned, self).atexit = False
         if self.spool is not None and self.spool.depth():
             self._start()  # events left by an earlier process: deliver them now
 

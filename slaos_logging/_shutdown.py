@@ -10,7 +10,7 @@ import enum
 import logging
 import queue
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from . import _lifecycle
 from ._batch import FlushMarker
@@ -178,15 +178,13 @@ def abandon(self: Pipeline) -> None:
         )
 
 
-def orphaned(cls: type[Pipeline], state: dict[str, Any]) -> None:
+def orphaned(orphan: Pipeline) -> None:
     """A pipeline's owner was collected: its thread delivers what is queued, then ends.
 
-    The state is taken over by a new ``Pipeline`` object that ``_lifecycle`` holds until
-    the thread has ended, and closes at exit like a live one.
+    ``_lifecycle`` holds the pipeline until the thread has ended, and closes it at exit
+    like a live one.
     """
     try:
-        orphan = cls.__new__(cls)
-        orphan.__dict__ = state
         if not orphan.has_thread():
             return
         protect_secret(orphan, orphan.config.ingestion_key)

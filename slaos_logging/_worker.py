@@ -56,7 +56,7 @@ class SlaOSWorker:
         )
         self.enabled = self._config.enabled
         self._extractor = Extractor(self._config)
-        self._pipeline = Pipeline(self._config)
+        self._pipeline = Pipeline(self._config, owner=self)
         warn_if_disabled(self._config, self._pipeline.reporter)
 
     def add_event(self, event: Mapping[str, Any]) -> bool:
