@@ -308,12 +308,16 @@ class Pipeline:
 
     def snapshot(self) -> dict[str, int]:
         """The counters, with the queue's current depth."""
+        numbered = self.stats.numbered()  # first: see Stats.snapshot
         depth = self.queue.qsize()
         if self.spool is None:
-            return self.stats.snapshot(queue_depth=depth, spool_depth=0)
+            return self.stats.snapshot(numbered=numbered, queue_depth=depth, spool_depth=0)
         self.stats.spool_dropped = self._spool_dropped + self.spool.spool.dropped
         return self.stats.snapshot(
-            queue_depth=depth, spool_depth=self.spool.depth(), waiting=self.spool.waiting()
+            numbered=numbered,
+            queue_depth=depth,
+            spool_depth=self.spool.depth(),
+            waiting=self.spool.waiting(),
         )
 
     # -- fork -------------------------------------------------------------------------

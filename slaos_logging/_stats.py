@@ -55,15 +55,23 @@ class Stats:
         self.spooled = 0
         self.spool_dropped = 0
 
-    def snapshot(self, *, queue_depth: int, spool_depth: int, waiting: int = 0) -> dict[str, int]:
+    def numbered(self) -> int:
+        """Events the sender has numbered so far (the rest of ``enqueued`` still waits)."""
+        return _peek(self.enqueued)
+
+    def snapshot(
+        self, *, numbered: int, queue_depth: int, spool_depth: int, waiting: int = 0
+    ) -> dict[str, int]:
         """Return every counter as an ``int``, plus the current depths.
 
         ``enqueued`` counts events taken in: those already numbered (the sender thread
         numbers them as it builds them, keeping the work off the logging call) plus
-        those still waiting in the queue or for the spool writer.
+        those still waiting in the queue or for the spool writer. The caller reads
+        ``numbered`` before the depths: an event numbered in between is then missed for
+        one snapshot, never counted twice (``enqueued`` never exceeds what was logged).
         """
         values: dict[str, Any] = {
-            "enqueued": _peek(self.enqueued) + queue_depth + waiting,
+            "enqueued": numbered + queue_depth + waiting,
             "sent": self.sent,
             "skipped": _peek(self.skipped),
             "invalid": self.invalid,
