@@ -27,12 +27,11 @@ def test_enqueued_never_exceeds_what_was_logged_mid_snapshot(
     read_numbered = stats.numbered
 
     def numbered_while_the_sender_takes_one() -> int:
-        # The interleaving a busy sender produces: right as the snapshot reads the
+        # The interleaving a busy sender produces: just before the snapshot reads the
         # numbered count, the sender takes one more event off the queue and numbers it.
-        count = read_numbered()
         pipeline.queue.get_nowait()
         next(stats.enqueued)
-        return count
+        return read_numbered()
 
     stats.numbered = numbered_while_the_sender_takes_one  # type: ignore[method-assign]
     try:
