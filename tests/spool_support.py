@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from slaos_logging import SlaOSHandler
-from slaos_logging._config import resolve_base_url
+from slaos_logging._endpoint import resolve_base_url
 from slaos_logging._spool import FILENAME
 from slaos_logging._spool_db import endpoint_id
 

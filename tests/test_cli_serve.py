@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import requests
 
-from slaos_logging._config import is_loopback
+from slaos_logging._endpoint import is_loopback
 from slaos_logging.cli import main
 from slaos_logging.cli._receiver import Receiver, mask_ingest_path
 

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from slaos_logging import SlaOSHandler
-from slaos_logging._config import DEFAULT_HOST, Config, build_config, resolve_base_url
+from slaos_logging._config import DEFAULT_HOST, Config, build_config
+from slaos_logging._endpoint import resolve_base_url
 
 SECRET = "very-secret-ingestion-key-42"
 ENV_NAMES = (

@@ -25,8 +25,8 @@ from typing import Any
 import pytest
 
 from slaos_logging import SlaOSHandler
-from slaos_logging._config import resolve_base_url
 from slaos_logging._encode import dumps_event
+from slaos_logging._endpoint import resolve_base_url
 from slaos_logging._spool import Spool
 from slaos_logging._spool_db import endpoint_id
 

@@ -17,8 +17,8 @@ import pytest
 import requests
 
 from slaos_logging import SlaOSHandler
-from slaos_logging._config import resolve_base_url
 from slaos_logging._encode import dumps_event
+from slaos_logging._endpoint import resolve_base_url
 from slaos_logging.cli import main
 from slaos_logging.cli._credentials import serve_credentials
 from slaos_logging.cli._receiver import Receiver

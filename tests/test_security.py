@@ -10,8 +10,9 @@ import pytest
 import requests
 
 from slaos_logging import SlaOSHandler, SlaOSWorker
-from slaos_logging._config import Config, build_config, resolve_base_url
+from slaos_logging._config import Config, build_config
 from slaos_logging._diagnostics import protect_secret, redact
+from slaos_logging._endpoint import resolve_base_url
 from tests.integration_support import Collect, attach
 from tests.server import RecordingServer
 

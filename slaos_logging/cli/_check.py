@@ -24,9 +24,9 @@ from .._config import (
     ENV_INGESTION_ID,
     ENV_INGESTION_KEY,
     Config,
-    resolve_base_url,
 )
 from .._encode import iso_utc
+from .._endpoint import resolve_base_url
 from .._transport import USER_AGENT, NoRedirectSession
 from . import positive_seconds
 from ._connection import (

@@ -11,7 +11,8 @@ import argparse
 import os
 import stat
 
-from .._config import ENV_INGESTION_ID, ENV_INGESTION_KEY, check_credential
+from .._config import ENV_INGESTION_ID, ENV_INGESTION_KEY
+from .._endpoint import check_credential
 from . import print_warning
 
 __all__ = ["serve_credentials"]

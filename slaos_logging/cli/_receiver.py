@@ -15,7 +15,8 @@ import sys
 import threading
 from typing import Any, TextIO
 
-from .._config import ENV_INGESTION_ID, ENV_INGESTION_KEY, check_credential, is_loopback
+from .._config import ENV_INGESTION_ID, ENV_INGESTION_KEY
+from .._endpoint import check_credential, is_loopback
 from . import positive_int, print_error, print_warning, tcp_port
 from ._credentials import serve_credentials
 from ._http import Handler
