@@ -227,6 +227,15 @@ class BatchSender(QueueListener):
             if self._blocking:
                 self._q.put(_DUE)  # the sender sleeps on the queue itself: wake it there
 
+    def drain_idle_work_now(self) -> None:
+        """flush() or close() waits for the spool: drain now, even if a probe is scheduled
+        later (the server may be back)."""
+        if self._idle_work is not None:
+            self._idle_at = 0.0
+            self.wake.set()
+            if self._blocking:
+                self._q.put(_DUE)
+
     def send_batch(self) -> None:
         """Deliver the open batch now."""
         batch, self._batch = self._batch, []

@@ -117,6 +117,7 @@ class Pipeline:
         )
         if link is not None:
             link.on_stored = self.sender.wake_idle_work
+            link.drain_now = self.sender.drain_idle_work_now
         self._stale = False  # set once close() has used this sender up
         self._stop_sent = False
 

@@ -76,6 +76,9 @@ class SpoolLink:
         )
         #: Called after events were stored: the pipeline schedules a drain.
         self.on_stored: Callable[[], None] = lambda: None
+        #: Called by flush() and close(): the pipeline drains now, cutting a probe's
+        #: backoff short (the server may be back).
+        self.drain_now: Callable[[], None] = lambda: None
         self.reset(Stats(), self._reporter, "")
 
     def reset(self, stats: Stats, reporter: Reporter, id_prefix: str) -> None:
@@ -85,6 +88,7 @@ class SpoolLink:
         self._prefix = id_prefix
         self._lock = threading.Lock()
         self._failures = 0
+        self._attempts = 0  # drains that sent something, for deliver_backlog()
         self._generation = 0  # bumped whenever events were stored
         # Notified after every drain attempt, for deliver_backlog().
         self._drained = threading.Condition(threading.Lock())
@@ -181,6 +185,7 @@ class SpoolLink:
             return len(events)
 
         deliverer.deliver([payload for _, payload in rows], spill=keep)
+        self._attempts += 1
         back = {ids[id(e)] for e in kept}
         self.spool.release(back)
         self.spool.ack(rowid for rowid, _ in rows if rowid not in back)
@@ -203,8 +208,11 @@ class SpoolLink:
             ``False`` only if ``deadline`` (``time.monotonic()``) passed first. Rows left
             because the server does not answer are settled: they stay on disk.
         """
+        attempts = self._attempts
         while True:
-            if self._failures or not self.spool.has_backlog():
+            # Rows are settled when a drain made during this call failed: a failure seen
+            # before it (an outage since over) must not keep it from trying.
+            if (self._failures and self._attempts != attempts) or not self.spool.has_backlog():
                 return True
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
@@ -214,7 +222,7 @@ class SpoolLink:
                     return True
                 continue
             with self._drained:
-                self.on_stored()  # the sender drains at once when idle
+                self.drain_now()
                 self._drained.wait(_NUDGE if remaining is None else min(remaining, _NUDGE))
 
     def close(self, deadline: float, deliverer: Deliverer | None = None) -> None:
