@@ -47,7 +47,6 @@ class Pipeline:
         self._encode = make_encoder()
         self.spool: SpoolLink | None = None
         self._spool_closed = False
-        self._spool_dropped = 0  # by spool links closed earlier
         if config.enabled and config.spool_dir is not None:
             self.spool = SpoolLink(config, self._policy)
         self._process_state()
@@ -124,8 +123,9 @@ class Pipeline:
     def _renew(self) -> None:
         """After close(): a new sender (and spool connection) for the next records."""
         if self.spool is not None and self._spool_closed:
-            self._spool_dropped += self.spool.spool.dropped
-            self.spool = SpoolLink(self.config, self._policy)
+            # Reopened by its next use, on the sender's thread: this may be a logging
+            # call, which must not wait for SQLite (a locked file holds it 5 s).
+            self.spool.spool.reopen()
             self._spool_closed = False
         self._new_sender()
 
@@ -302,7 +302,7 @@ class Pipeline:
         depth = self.queue.qsize()
         if self.spool is None:
             return self.stats.snapshot(queue_depth=depth, spool_depth=0)
-        self.stats.spool_dropped = self._spool_dropped + self.spool.spool.dropped
+        self.stats.spool_dropped = self.spool.spool.dropped
         return self.stats.snapshot(
             queue_depth=depth, spool_depth=self.spool.depth(), waiting=self.spool.waiting()
         )
@@ -312,4 +312,7 @@ class Pipeline:
     def after_fork(self) -> None:
         """In a forked child: start over with an empty queue, a new thread and session."""
         # Nothing of the parent's is closed: its sockets and thread are the parent's.
+        if self.spool is not None and self._spool_closed:
+            self.spool.spool.reopen()  # closed by the parent; the child may still use it
+            self._spool_closed = False
         self._process_state()

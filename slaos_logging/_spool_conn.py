@@ -75,6 +75,7 @@ class SpoolConnection:
         self._final_depth = 0
         self._last_error: dict[str, float] = {}
         self.available = False
+        self._reopenable = False  # closed after it opened: reopen() may make it usable
         _SPOOLS.add(self)
         try:
             make_folder(self.directory)  # events may hold PII
@@ -102,10 +103,19 @@ class SpoolConnection:
         self._pid = os.getpid()
         self._owner = self._new_owner()
 
+    def reopen(self) -> None:
+        """Usable again after ``close()`` (unless it never opened): the connection is
+        opened by the next operation, not here."""
+        with self._lock:
+            if self._reopenable:
+                self._reopenable = False
+                self.available = True
+
     def close(self) -> None:
         """Release this instance's claims and close the connection; idempotent."""
         with self._lock:
             conn, self._conn = self._conn, None
+            self._reopenable = self._reopenable or self.available
             self.available = False
             if conn is None or self._pid != os.getpid():
                 return
