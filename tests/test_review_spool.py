@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from slaos_logging import SlaOSHandler
-from slaos_logging._spool import FILENAME
+from slaos_logging._spool import FILENAME, Spool
+from slaos_logging.cli._store import EventStore, StoreError
 
 from .server import RecordingServer
-from .spool_support import burst, on_disk, seqs, wait_for
+from .spool_support import OTHER_UID, burst, on_disk, seqs, wait_for
+from .test_spool_trust import needs_second_user, plant, shared_folder
+
+__all__ = ["shared_folder"]  # the fixture, imported for these tests
 
 
 def _check_invariants(stats: dict[str, int], logged: int) -> None:
@@ -70,3 +77,42 @@ def test_record_after_close_does_not_open_the_spool_on_the_logging_thread(
     assert handler.flush(10), handler.stats()
     assert seqs(server) == {0: 1, 1: 1}
     _check_invariants(handler.stats(), 2)
+
+
+@needs_second_user
+def test_journal_symlink_planted_by_another_user_is_refused(
+    shared_folder: Path, tmp_path: Path
+) -> None:
+    """A link planted as SQLite's -journal in a sticky folder: the spool is refused, not opened."""
+    private = tmp_path / "victim-only"
+    private.mkdir(mode=0o700)
+    target = private / "precious"
+    target.write_bytes(b"precious")
+    plant(f"symlink:{FILENAME}-journal", shared_folder, str(target))
+    errors: list[str] = []
+    spool = Spool(shared_folder, on_error=errors.append)
+    assert not spool.available
+    assert len(errors) == 1 and "symbolic link" in errors[0], errors
+    assert target.read_bytes() == b"precious"
+    assert (shared_folder / f"{FILENAME}-journal").is_symlink()
+
+
+@needs_second_user
+def test_journal_owned_by_another_user_is_refused(shared_folder: Path) -> None:
+    """A -journal file of uid 65534 (a forged "hot" journal SQLite would play back) is refused."""
+    journal = shared_folder / f"{FILENAME}-journal"
+    journal.write_bytes(b"\xd9\xd5\x05\xf9\x20\xa1\x63\xd7" + b"\0" * 504)
+    os.chown(journal, OTHER_UID, OTHER_UID)
+    errors: list[str] = []
+    spool = Spool(shared_folder, on_error=errors.append)
+    assert not spool.available
+    assert len(errors) == 1 and f"belongs to uid {OTHER_UID}" in errors[0], errors
+
+
+def test_serve_store_refuses_a_symlinked_journal(tmp_path: Path) -> None:
+    """`serve --db`: a -journal that is a link is refused; the link's target is not touched."""
+    target = tmp_path / "target"
+    (tmp_path / "events.sqlite-journal").symlink_to(target)
+    with pytest.raises(StoreError, match="symbolic link"):
+        EventStore(tmp_path / "events.sqlite")
+    assert not target.exists()
