@@ -81,8 +81,10 @@ def stop(self: Pipeline, until: float | None = None) -> None:
             abandon(self)
     if self.spool is not None and not self._spool_closed:
         # With no sender thread left, what the spool holds is sent from this one.
-        self.spool.close(deadline, None if self.has_thread() else self.deliverer)
-        self._spool_closed = True
+        # (Left open while its overflow writer still writes what loggers handed over.)
+        self._spool_closed = self.spool.close(
+            deadline, None if self.has_thread() else self.deliverer
+        )
     if not abandoned:
         self.transport.close()
     with self._lock:

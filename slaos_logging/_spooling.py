@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
 import random
 import secrets
 import threading
@@ -62,6 +63,9 @@ class LoggedEventBuilder(EventBuilder):
 class SpoolLink:
     """One pipeline's use of a ``Spool``: overflow writer, spill, drain."""
 
+    _overflow: Overflow
+    _overflow_pid = 0  # the process whose overflow buffer ``_overflow`` is
+
     def __init__(self, config: Config, policy: RetryPolicy) -> None:
         assert config.spool_dir is not None
         self._config = config
@@ -99,7 +103,13 @@ class SpoolLink:
         self._builder = LoggedEventBuilder(
             secrets.token_urlsafe(8), itertools.count(), lambda raw: None
         )
-        self._overflow = Overflow(self._config.max_queue_size, self._write_overflow, reporter)
+        if self._overflow_pid == os.getpid():
+            # close() and reuse: the same buffer, whose writer may still be writing
+            # events that loggers handed over during close().
+            self._overflow.reporter = reporter
+        else:
+            self._overflow = Overflow(self._config.max_queue_size, self._write_overflow, reporter)
+            self._overflow_pid = os.getpid()
 
     def _stored(self) -> None:
         self._generation += 1  # before the wake-up: see drain()
@@ -112,7 +122,12 @@ class SpoolLink:
 
     def overflow(self, item: tuple[Any, ...]) -> bool:
         """Take an event the queue had no room for; ``False`` if the spool cannot."""
-        return self.spool.available and self._overflow.put(item)
+        spool = self.spool
+        # Closed by a close() that ran while loggers went on: open again (the connection
+        # is opened by the writer thread, not here).
+        if not spool.available and not spool.reopen():
+            return False
+        return self._overflow.put(item)
 
     def _write_overflow(self, items: list[tuple[Any, ...]]) -> None:
         build = self._builder.build
@@ -225,17 +240,23 @@ class SpoolLink:
                 self.drain_now()
                 self._drained.wait(_NUDGE if remaining is None else min(remaining, _NUDGE))
 
-    def close(self, deadline: float, deliverer: Deliverer | None = None) -> None:
+    def close(self, deadline: float, deliverer: Deliverer | None = None) -> bool:
         """Write out the overflow and close the spool, within ``deadline``.
 
         Args:
             deadline: ``time.monotonic()`` bound.
             deliverer: When no sender thread runs: send this endpoint's rows from here.
+
+        Returns:
+            Whether the spool was closed: not while the overflow writer still writes
+            (loggers that went on during close() keep it busy), which needs it open.
         """
-        self._overflow.close(deadline)
+        finished = self._overflow.close(deadline)
         if deliverer is not None:
             self.deliver_backlog(deadline, deliverer)
-        self.spool.close()
+        if finished:
+            self.spool.close()
+        return finished
 
     def waiting(self) -> int:
         """Events handed over by a full queue, not yet on disk."""

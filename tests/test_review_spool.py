@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -116,3 +117,49 @@ def test_serve_store_refuses_a_symlinked_journal(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="symbolic link"):
         EventStore(tmp_path / "events.sqlite")
     assert not target.exists()
+
+
+def _log_from_threads(log: logging.Logger, threads: int, each: int) -> list[threading.Thread]:
+    go = threading.Event()
+
+    def work(first: int) -> None:
+        go.wait(10)
+        burst(log, each, start=first)
+
+    started = [
+        threading.Thread(target=work, args=(n * each,), name=f"app-{n}") for n in range(threads)
+    ]
+    for thread in started:
+        thread.start()
+    go.set()
+    return started
+
+
+def test_close_while_threads_log_into_a_full_queue_loses_nothing(
+    server: RecordingServer,
+    make_handler: Callable[..., SlaOSHandler],
+    app_logger: logging.Logger,
+    tmp_path: Path,
+) -> None:
+    """close() during an 8-thread burst that overflows to the spool: none dropped, none doubled."""
+    handler = make_handler(
+        spool_dir=tmp_path, batch_size=50, flush_interval=0.05, max_queue_size=2000
+    )
+    app_logger.addHandler(handler)
+    loggers = _log_from_threads(app_logger, 8, 3000)
+    while any(thread.is_alive() for thread in loggers):
+        handler.close()
+    for thread in loggers:
+        thread.join(30)
+        assert not thread.is_alive(), "a logging thread did not finish"
+    assert handler.flush(30), handler.stats()
+    handler.close()
+    stats = handler.stats()
+    assert stats["dropped_queue_full"] == 0, f"dropped although the spool had room: {stats}"
+    assert seqs(server) == {seq: 1 for seq in range(24000)}
+    _check_invariants(stats, 24000)
+    wait_for(
+        lambda: not [t for t in threading.enumerate() if t.name.startswith("slaos-logging")],
+        10,
+        lambda: f"threads left after close(): {threading.enumerate()}",
+    )
