@@ -189,6 +189,8 @@ def orphaned(cls: type[Pipeline], state: dict[str, Any]) -> None:
     try:
         orphan = cls.__new__(cls)
         orphan.__dict__ = state
+        if orphan.spool is not None:
+            orphan.spool.stop_writer()  # else one writer thread per dropped handler
         if not orphan.has_thread():
             return
         protect_secret(orphan, orphan.config.ingestion_key)

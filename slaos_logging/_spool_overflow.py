@@ -153,6 +153,11 @@ class Overflow:
         self._buffer.put(marker)
         return marker.wait(timeout)
 
+    def stop(self) -> None:
+        """Let the writer write what is buffered, then end (without waiting for it)."""
+        if self._running():
+            self._buffer.put(None)
+
     def close(self, deadline: float) -> bool:
         """Write what is buffered (within ``deadline``) and stop the writer.
 

@@ -258,6 +258,10 @@ class SpoolLink:
             self.spool.close()
         return finished
 
+    def stop_writer(self) -> None:
+        """The owner is gone: the overflow writer stores what it holds, then ends."""
+        self._overflow.stop()
+
     def waiting(self) -> int:
         """Events handed over by a full queue, not yet on disk."""
         return self._overflow.waiting()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import sqlite3
@@ -16,8 +17,9 @@ from slaos_logging import SlaOSHandler
 from slaos_logging._spool import FILENAME, Spool
 from slaos_logging.cli._store import EventStore, StoreError
 
+from .conftest import KEY
 from .server import RecordingServer
-from .spool_support import OTHER_UID, burst, on_disk, seqs, wait_for
+from .spool_support import OTHER_UID, burst, on_disk, rows_on_disk, seqs, wait_for
 from .test_spool_trust import needs_second_user, plant, shared_folder
 
 __all__ = ["shared_folder"]  # the fixture, imported for these tests
@@ -163,3 +165,36 @@ def test_close_while_threads_log_into_a_full_queue_loses_nothing(
         10,
         lambda: f"threads left after close(): {threading.enumerate()}",
     )
+
+
+def test_dropped_handlers_with_a_spool_leave_no_writer_threads(
+    server: RecordingServer, tmp_path: Path
+) -> None:
+    """20 handlers that overflowed to the spool, then dropped: no thread stays, none lost."""
+    for n in range(20):
+        handler = SlaOSHandler(
+            host=server.url,
+            ingestion_id="ingest-id",
+            ingestion_key=KEY,
+            key="rated_api",
+            spool_dir=tmp_path,
+            max_queue_size=5,
+            flush_interval=30,
+        )
+        log = logging.getLogger(f"dropped-{n}")
+        log.propagate = False
+        log.setLevel(logging.INFO)
+        log.addHandler(handler)
+        burst(log, 40, start=n * 1000)
+        log.removeHandler(handler)
+        del handler
+    gc.collect()
+    wait_for(
+        lambda: not [t for t in threading.enumerate() if t.name.startswith("slaos-logging")],
+        20,
+        lambda: f"threads of dropped handlers left: {threading.enumerate()}",
+    )
+    delivered = seqs(server)
+    assert all(count == 1 for count in delivered.values()), delivered
+    # What was not sent yet waits on disk for the next process: none is lost.
+    assert len(delivered) + rows_on_disk(tmp_path) == 800
