@@ -75,6 +75,7 @@ class Pipeline:
         self.queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self.started = False
         self._no_thread = False
+        self._closing = False  # stop() runs: it starts the next sender itself
         self._exiting = False
         self._exit_failed = False
         self._prefix = _new_prefix()
@@ -164,7 +165,7 @@ class Pipeline:
 
     def _start(self) -> None:
         with self._lock:
-            if self.started or self._no_thread or not self.config.enabled:
+            if self.started or self._no_thread or self._closing or not self.config.enabled:
                 return
             if os.getpid() != self._pid:  # forked without our hook (e.g. a raw os.fork in C)
                 self._process_state()

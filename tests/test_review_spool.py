@@ -32,6 +32,15 @@ def _check_invariants(stats: dict[str, int], logged: int) -> None:
     assert taken + stats["skipped"] == logged, stats
 
 
+def _wait_for_seqs(server: RecordingServer, expected: dict[int, int]) -> None:
+    # The server marks a request answered just after writing the answer the client read.
+    wait_for(
+        lambda: seqs(server) == expected,
+        10,
+        lambda: f"accepted {len(seqs(server))} distinct, expected {len(expected)} once each",
+    )
+
+
 def test_flush_after_an_outage_delivers_the_spool_without_waiting_for_the_probe(
     server: RecordingServer,
     make_handler: Callable[..., SlaOSHandler],
@@ -50,7 +59,7 @@ def test_flush_after_an_outage_delivers_the_spool_without_waiting_for_the_probe(
     assert handler.flush(15), f"flush() ran out of time: {handler.stats()}"
     stats = handler.stats()
     assert stats["spool_depth"] == 0, f"flush() left rows on disk with the server up: {stats}"
-    assert seqs(server) == {seq: 1 for seq in range(50)}
+    _wait_for_seqs(server, {seq: 1 for seq in range(50)})
     _check_invariants(stats, 50)
 
 
@@ -78,7 +87,7 @@ def test_record_after_close_does_not_open_the_spool_on_the_logging_thread(
     # SQLite's busy timeout is 5 s: a logging call that opened the spool waited that long.
     assert took < 3, f"the logging call waited {took:.1f}s for the spool"
     assert handler.flush(10), handler.stats()
-    assert seqs(server) == {0: 1, 1: 1}
+    _wait_for_seqs(server, {0: 1, 1: 1})
     _check_invariants(handler.stats(), 2)
 
 
@@ -158,7 +167,7 @@ def test_close_while_threads_log_into_a_full_queue_loses_nothing(
     handler.close()
     stats = handler.stats()
     assert stats["dropped_queue_full"] == 0, f"dropped although the spool had room: {stats}"
-    assert seqs(server) == {seq: 1 for seq in range(24000)}
+    _wait_for_seqs(server, {seq: 1 for seq in range(24000)})
     _check_invariants(stats, 24000)
     wait_for(
         lambda: not [t for t in threading.enumerate() if t.name.startswith("slaos-logging")],
@@ -194,7 +203,10 @@ def test_dropped_handlers_with_a_spool_leave_no_writer_threads(
         20,
         lambda: f"threads of dropped handlers left: {threading.enumerate()}",
     )
-    delivered = seqs(server)
-    assert all(count == 1 for count in delivered.values()), delivered
     # What was not sent yet waits on disk for the next process: none is lost.
-    assert len(delivered) + rows_on_disk(tmp_path) == 800
+    wait_for(
+        lambda: len(seqs(server)) + rows_on_disk(tmp_path) == 800,
+        10,
+        lambda: f"{len(seqs(server))} accepted + {rows_on_disk(tmp_path)} on disk != 800",
+    )
+    assert all(count == 1 for count in seqs(server).values()), seqs(server)
