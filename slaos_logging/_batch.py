@@ -112,19 +112,24 @@ class BatchSender(QueueListener):
         event.
         """
         if self._halted:
-            return None  # the stdlib loop's stop sentinel: close() gave up on us
+            # The stdlib loop's stop sentinel: close() gave up on us. An event taken
+            # from the queue in the meantime is settled (spooled or counted), not lost.
+            self.send_batch()
+            return None
         batch_due = self._due_at if self._batch else None
         idle_at = self._idle_at
         if batch_due is None and idle_at is None:
-            # wake_idle_work() on another thread puts a _DUE in the queue if it finds us
-            # here; re-checking after raising the flag closes the gap between the two.
+            # wake_idle_work() and halt() on another thread put a _DUE in the queue if
+            # they find us here; re-checking after raising the flag closes the gap.
             self._blocking = True
-            if self._idle_at is None:
+            if self._idle_at is None and not self._halted:
                 try:
                     return self._q.get()
                 finally:
                     self._blocking = False
             self._blocking = False
+            if self._halted:
+                return None
             idle_at = self._idle_at
         try:
             # What is queued joins the open batch before it is sent, and fresh events
@@ -227,6 +232,15 @@ class BatchSender(QueueListener):
             if self._blocking:
                 self._q.put(_DUE)  # the sender sleeps on the queue itself: wake it there
 
+    def drain_idle_work_now(self) -> None:
+        """flush() or close() waits for the spool: drain now, even if a probe is scheduled
+        later (the server may be back)."""
+        if self._idle_work is not None:
+            self._idle_at = 0.0
+            self.wake.set()
+            if self._blocking:
+                self._q.put(_DUE)
+
     def send_batch(self) -> None:
         """Deliver the open batch now."""
         batch, self._batch = self._batch, []
@@ -237,6 +251,10 @@ class BatchSender(QueueListener):
         """End the loop at the next dequeue (close() timed out and took the queue)."""
         self._halted = True
         self.wake.set()
+        if self._blocking:
+            # Blocked on the queue, which close() emptied (its stop sentinel too):
+            # without this it would wait there forever, a leaked thread.
+            self._q.put(_DUE)
 
     def has_open_batch(self) -> bool:
         """Whether events are gathered but not yet sent."""

@@ -22,8 +22,12 @@ from ._transport import SendResult
 Event = dict[str, Any] | bytes
 
 
+# A request made while closing gets at least this long, even past the deadline.
+_MIN_REQUEST = 0.1
+
+
 class _Sender(Protocol):
-    def send(self, body: bytes) -> SendResult: ...
+    def send(self, body: bytes, timeout: float | None = None) -> SendResult: ...
 
 
 class Deliverer:
@@ -175,7 +179,11 @@ class Deliverer:
         ``_SPOOLED`` when a retryable failure settled ``chunk`` in the spool."""
         retries = 0
         while True:
-            result = self._transport.send(body)
+            # Once closing, a request never outlasts the deadline: a stalled server would
+            # otherwise hold close() or a logging call at exit for the whole `timeout`.
+            deadline = self.deadline
+            left = None if deadline is None else max(_MIN_REQUEST, deadline - time.monotonic())
+            result = self._transport.send(body, left)
             self._stats.requests += 1
             if result.redirect_host is not None:
                 report_redirect(self._reporter, result)

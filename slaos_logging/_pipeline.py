@@ -54,7 +54,6 @@ class Pipeline:
         self._encode = make_encoder()
         self.spool: SpoolLink | None = None
         self._spool_closed = False
-        self._spool_dropped = 0  # by spool links closed earlier
         if config.enabled and config.spool_dir is not None:
             self.spool = SpoolLink(config, self._policy)
         self._process_state()
@@ -86,6 +85,7 @@ class Pipeline:
         self.queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self.started = False
         self._no_thread = False
+        self._closing = False  # stop() runs: it starts the next sender itself
         self._exiting = False
         self._exit_failed = False
         self._prefix = _new_prefix()
@@ -127,14 +127,16 @@ class Pipeline:
         )
         if link is not None:
             link.on_stored = self.sender.wake_idle_work
+            link.drain_now = self.sender.drain_idle_work_now
         self._stale = False  # set once close() has used this sender up
         self._stop_sent = False
 
     def _renew(self) -> None:
         """After close(): a new sender (and spool connection) for the next records."""
         if self.spool is not None and self._spool_closed:
-            self._spool_dropped += self.spool.spool.dropped
-            self.spool = SpoolLink(self.config, self._policy)
+            # Reopened by its next use, on the sender's thread: this may be a logging
+            # call, which must not wait for SQLite (a locked file holds it 5 s).
+            self.spool.spool.reopen()
             self._spool_closed = False
         self._new_sender()
 
@@ -173,7 +175,7 @@ class Pipeline:
 
     def _start(self) -> None:
         with self._lock:
-            if self.started or self._no_thread or not self.config.enabled:
+            if self.started or self._no_thread or self._closing or not self.config.enabled:
                 return
             if os.getpid() != self._pid:  # forked without our hook (e.g. a raw os.fork in C)
                 self._process_state()
@@ -312,7 +314,7 @@ class Pipeline:
         depth = self.queue.qsize()
         if self.spool is None:
             return self.stats.snapshot(numbered=numbered, queue_depth=depth, spool_depth=0)
-        self.stats.spool_dropped = self._spool_dropped + self.spool.spool.dropped
+        self.stats.spool_dropped = self.spool.spool.dropped
         return self.stats.snapshot(
             numbered=numbered,
             queue_depth=depth,
@@ -325,4 +327,7 @@ class Pipeline:
     def after_fork(self) -> None:
         """In a forked child: start over with an empty queue, a new thread and session."""
         # Nothing of the parent's is closed: its sockets and thread are the parent's.
+        if self.spool is not None and self._spool_closed:
+            self.spool.spool.reopen()  # closed by the parent; the child may still use it
+            self._spool_closed = False
         self._process_state()

@@ -3,7 +3,7 @@
 The spool (and ``serve --db``) stores customer ids and every extra field of an event,
 so its files are created ``0600`` whatever the umask, and nothing another user could
 have planted is trusted: a folder other users may write to (without the sticky bit),
-a folder owned by someone else, or a database, ``-wal`` or ``-shm`` file that is a
+a folder owned by someone else, or a database, ``-wal``, ``-shm`` or ``-journal`` file that is a
 symbolic link or belongs to another user is refused.
 
 The main file, ``-wal`` and ``-shm`` are created here with ``O_NOFOLLOW`` before SQLite
@@ -21,6 +21,10 @@ import stat
 
 #: Files next to a SQLite database in WAL mode.
 SIDE_FILES = ("-wal", "-shm")
+#: SQLite's rollback journal: used only while a new file switches to WAL, and removed
+#: after; never created here, but one that is present must be ours (SQLite follows a
+#: link there, and plays a "hot" journal back into the database).
+JOURNAL = "-journal"
 
 
 class UntrustedPathError(Exception):
@@ -120,6 +124,7 @@ def prepare_database(path: str) -> int:
     assert inode is not None
     for suffix in SIDE_FILES:
         _claim(path + suffix, create=True)
+    _claim(path + JOURNAL, create=False)
     return inode
 
 
@@ -129,5 +134,5 @@ def verify_database(path: str) -> None:
     Raises:
         UntrustedPathError: A file was swapped for a link or another user's file.
     """
-    for suffix in ("", *SIDE_FILES):
+    for suffix in ("", *SIDE_FILES, JOURNAL):
         _claim(path + suffix, create=False)

@@ -54,11 +54,37 @@ def stop(self: Pipeline, until: float | None = None) -> None:
     if until is not None:
         deadline = min(deadline, until)
     self.deliverer.begin_closing(deadline)
-    abandoned = False
     if not self.has_thread() and not self._exiting and not self.queue.empty():
         # Records are waiting and their put() may be starting a thread right now:
         # start it here, so that only one thread ever consumes the queue.
         self._start()
+    with self._lock:
+        # Until the end of close() no logging call starts a sender thread: one started
+        # after the test below would never be stopped (a leaked thread, and a second
+        # consumer of the queue). Records wait in the queue; the end starts the next.
+        self._closing = True
+    try:
+        _stop_thread(self, deadline)
+    except BaseException:
+        with self._lock:
+            self._closing = False
+        raise
+    with self._lock:
+        self._closing = False
+        self.started = False
+        self._stale = True
+        # Records that arrived while we waited went in behind the stop sentinel.
+        leftover = not self.queue.empty()
+    if leftover:
+        if self._exiting:
+            self._drain_here(max(0.0, deadline - time.monotonic()))
+        else:
+            self._start()
+
+
+def _stop_thread(self: Pipeline, deadline: float) -> None:
+    """Stop the running sender (or deliver here), then close the spool and session."""
+    abandoned = False
     if self.has_thread():
         if not self._stop_sent:  # (begin_stop() or an orphan's finalizer already asked)
             if self.spool is not None:
@@ -81,20 +107,12 @@ def stop(self: Pipeline, until: float | None = None) -> None:
             abandon(self)
     if self.spool is not None and not self._spool_closed:
         # With no sender thread left, what the spool holds is sent from this one.
-        self.spool.close(deadline, None if self.has_thread() else self.deliverer)
-        self._spool_closed = True
+        # (Left open while its overflow writer still writes what loggers handed over.)
+        self._spool_closed = self.spool.close(
+            deadline, None if self.has_thread() else self.deliverer
+        )
     if not abandoned:
         self.transport.close()
-    with self._lock:
-        self.started = False
-        self._stale = True
-        # Records that arrived while we waited went in behind the stop sentinel.
-        leftover = not self.queue.empty()
-    if leftover:
-        if self._exiting:
-            self._drain_here(max(0.0, deadline - time.monotonic()))
-        else:
-            self._start()
 
 
 def deliver_spool(self: Pipeline, deadline: float) -> None:
@@ -185,6 +203,8 @@ def orphaned(orphan: Pipeline) -> None:
     like a live one.
     """
     try:
+        if orphan.spool is not None:
+            orphan.spool.stop_writer()  # else one writer thread per dropped handler
         if not orphan.has_thread():
             return
         protect_secret(orphan, orphan.config.ingestion_key)

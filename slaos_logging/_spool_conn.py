@@ -75,6 +75,7 @@ class SpoolConnection:
         self._final_depth = 0
         self._last_error: dict[str, float] = {}
         self.available = False
+        self._reopenable = False  # closed after it opened: reopen() may make it usable
         _SPOOLS.add(self)
         try:
             make_folder(self.directory)  # events may hold PII
@@ -102,23 +103,41 @@ class SpoolConnection:
         self._pid = os.getpid()
         self._owner = self._new_owner()
 
+    def reopen(self) -> bool:
+        """Usable again after ``close()`` (unless it never opened); return whether usable.
+
+        Takes no lock and opens nothing (a logging call may be the caller): the
+        connection is opened by the next operation.
+        """
+        if not self.available and self._reopenable:
+            self._reopenable = False
+            self.available = True
+        return self.available
+
     def close(self) -> None:
         """Release this instance's claims and close the connection; idempotent."""
         with self._lock:
+            # `available` drops only at the end: until then loggers still hand events
+            # to the overflow writer, which waits for this lock and reconnects.
             conn, self._conn = self._conn, None
-            self.available = False
-            if conn is None or self._pid != os.getpid():
-                return
-            with suppress(Exception):  # what stays on disk, for stats() after close()
-                self._final_depth = totals(conn, self._scope)[0]
-            # Anything still claimed was never acked: hand it to the next sender at once
-            # instead of leaving it hidden behind a lease held by this (live) process.
-            with suppress(Exception):
-                conn.execute(
-                    "UPDATE events SET owner = NULL, lease = NULL WHERE owner = ?", (self._owner,)
-                )
-            with suppress(Exception):
-                conn.close()
+            was_available = self.available
+            try:
+                if conn is None or self._pid != os.getpid():
+                    return
+                with suppress(Exception):  # what stays on disk, for stats() after close()
+                    self._final_depth = totals(conn, self._scope)[0]
+                # Anything still claimed was never acked: hand it to the next sender at
+                # once instead of leaving it hidden behind a lease held by this process.
+                with suppress(Exception):
+                    conn.execute(
+                        "UPDATE events SET owner = NULL, lease = NULL WHERE owner = ?",
+                        (self._owner,),
+                    )
+                with suppress(Exception):
+                    conn.close()
+            finally:
+                self._reopenable = self._reopenable or was_available
+                self.available = False
 
     # -- internals ---------------------------------------------------------------------
 

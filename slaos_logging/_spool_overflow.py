@@ -54,7 +54,7 @@ class Overflow:
         self._lock = threading.Lock()
         self._in_hand = 0  # taken by the writer, not yet stored or counted
         self._write = write
-        self._reporter = reporter
+        self.reporter = reporter
 
     def put(self, item: tuple[Any, ...]) -> bool:
         """Take an event (application thread); ``False`` if it must be dropped."""
@@ -62,20 +62,28 @@ class Overflow:
         if buffer.qsize() >= self._capacity and not self._wait_for_room():
             return False
         buffer.put(item)
-        if self._writer is None:
-            self._start_writer()
+        if not self._running():
+            self._start_writer()  # the first overflow, or the first since close()
         return True
 
+    def _running(self) -> bool:
+        writer = self._writer
+        return writer is not None and writer.is_alive()
+
     def _wait_for_room(self) -> bool:
-        if self._stalled or self._writer is None:
+        if self._stalled:
             return False
+        if not self._running():
+            self._start_writer()
+            if self._writer is None:
+                return False
         room = self._room
         room.clear()
         # Re-check after clear(): the writer may have taken the buffer in between.
         if self._buffer.qsize() < self._capacity or room.wait(_MAX_WAIT):
             return True
         self._stalled = True
-        self._reporter.every(
+        self.reporter.every(
             "spool_stalled",
             logging.ERROR,
             "the spool's writer made no progress for %.0f s (is the disk stalled?): events "
@@ -86,7 +94,7 @@ class Overflow:
 
     def _start_writer(self) -> None:
         with self._lock:
-            if self._writer is not None:
+            if self._running():
                 return
             thread = threading.Thread(
                 target=self._run, name="slaos-logging-spool-writer", daemon=True
@@ -94,20 +102,22 @@ class Overflow:
             try:
                 thread.start()
             except RuntimeError:
+                self._writer = None
                 return  # interpreter shutdown: close() writes what is left
             self._writer = thread
 
     def _run(self) -> None:
+        stop = False
         while True:
             item = self._buffer.get()
             items: list[tuple[Any, ...]] = []
             markers: list[threading.Event] = []
-            stop = False
             while True:
                 if item is None:
+                    # close() asked us to end: still write what was put after its
+                    # request (loggers do not stop for close()), then end.
                     stop = True
-                    break
-                if isinstance(item, threading.Event):
+                elif isinstance(item, threading.Event):
                     markers.append(item)
                 else:
                     items.append(item)
@@ -128,26 +138,41 @@ class Overflow:
                 self._in_hand = max(0, len(items) - start - _WRITE_CHUNK)
             for marker in markers:
                 marker.set()
-            if stop:
-                return
+            if stop and self._buffer.empty():
+                return  # (an item put after this check: the next put, flush or close)
 
     def flush(self, timeout: float | None) -> bool:
         """Wait until the events taken so far are on disk (or counted)."""
-        writer = self._writer
-        if writer is None or not writer.is_alive():
-            return True
+        if not self._running():
+            if self._buffer.empty():
+                return True
+            self._start_writer()  # events put while a writer was ending
+            if self._writer is None:
+                return False  # no thread can start: close() writes them
         marker = threading.Event()
         self._buffer.put(marker)
         return marker.wait(timeout)
 
-    def close(self, deadline: float) -> None:
-        """Write what is buffered (within ``deadline``) and stop the writer."""
+    def stop(self) -> None:
+        """Let the writer write what is buffered, then end (without waiting for it)."""
+        if self._running():
+            self._buffer.put(None)
+
+    def close(self, deadline: float) -> bool:
+        """Write what is buffered (within ``deadline``) and stop the writer.
+
+        Returns:
+            Whether the writer has ended (else it is still writing, and the spool must
+            stay open for it).
+        """
         writer = self._writer
         if writer is not None and writer.is_alive():
             self._buffer.put(None)
             writer.join(max(0.0, deadline - time.monotonic()))
-            return
+            if writer.is_alive():
+                return False
         items: list[tuple[Any, ...]] = []
+        markers: list[threading.Event] = []
         while True:
             try:
                 item = self._buffer.get_nowait()
@@ -155,8 +180,13 @@ class Overflow:
                 break
             if isinstance(item, tuple):
                 items.append(item)
+            elif isinstance(item, threading.Event):
+                markers.append(item)
         if items:
             self._write(items)
+        for marker in markers:
+            marker.set()
+        return True
 
     def waiting(self) -> int:
         """Events buffered or taken by the writer, not yet stored or counted."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
 import random
 import secrets
 import threading
@@ -62,6 +63,9 @@ class LoggedEventBuilder(EventBuilder):
 class SpoolLink:
     """One pipeline's use of a ``Spool``: overflow writer, spill, drain."""
 
+    _overflow: Overflow
+    _overflow_pid = 0  # the process whose overflow buffer ``_overflow`` is
+
     def __init__(self, config: Config, policy: RetryPolicy) -> None:
         assert config.spool_dir is not None
         self._config = config
@@ -76,6 +80,9 @@ class SpoolLink:
         )
         #: Called after events were stored: the pipeline schedules a drain.
         self.on_stored: Callable[[], None] = lambda: None
+        #: Called by flush() and close(): the pipeline drains now, cutting a probe's
+        #: backoff short (the server may be back).
+        self.drain_now: Callable[[], None] = lambda: None
         self.reset(Stats(), self._reporter, "")
 
     def reset(self, stats: Stats, reporter: Reporter, id_prefix: str) -> None:
@@ -85,6 +92,7 @@ class SpoolLink:
         self._prefix = id_prefix
         self._lock = threading.Lock()
         self._failures = 0
+        self._attempts = 0  # drains that sent something, for deliver_backlog()
         self._generation = 0  # bumped whenever events were stored
         # Notified after every drain attempt, for deliver_backlog().
         self._drained = threading.Condition(threading.Lock())
@@ -95,7 +103,13 @@ class SpoolLink:
         self._builder = LoggedEventBuilder(
             secrets.token_urlsafe(8), itertools.count(), lambda raw: None
         )
-        self._overflow = Overflow(self._config.max_queue_size, self._write_overflow, reporter)
+        if self._overflow_pid == os.getpid():
+            # close() and reuse: the same buffer, whose writer may still be writing
+            # events that loggers handed over during close().
+            self._overflow.reporter = reporter
+        else:
+            self._overflow = Overflow(self._config.max_queue_size, self._write_overflow, reporter)
+            self._overflow_pid = os.getpid()
 
     def _stored(self) -> None:
         self._generation += 1  # before the wake-up: see drain()
@@ -108,7 +122,12 @@ class SpoolLink:
 
     def overflow(self, item: tuple[Any, ...]) -> bool:
         """Take an event the queue had no room for; ``False`` if the spool cannot."""
-        return self.spool.available and self._overflow.put(item)
+        spool = self.spool
+        # Closed by a close() that ran while loggers went on: open again (the connection
+        # is opened by the writer thread, not here).
+        if not spool.available and not spool.reopen():
+            return False
+        return self._overflow.put(item)
 
     def _write_overflow(self, items: list[tuple[Any, ...]]) -> None:
         build = self._builder.build
@@ -181,6 +200,7 @@ class SpoolLink:
             return len(events)
 
         deliverer.deliver([payload for _, payload in rows], spill=keep)
+        self._attempts += 1
         back = {ids[id(e)] for e in kept}
         self.spool.release(back)
         self.spool.ack(rowid for rowid, _ in rows if rowid not in back)
@@ -203,8 +223,11 @@ class SpoolLink:
             ``False`` only if ``deadline`` (``time.monotonic()``) passed first. Rows left
             because the server does not answer are settled: they stay on disk.
         """
+        attempts = self._attempts
         while True:
-            if self._failures or not self.spool.has_backlog():
+            # Rows are settled when a drain made during this call failed: a failure seen
+            # before it (an outage since over) must not keep it from trying.
+            if (self._failures and self._attempts != attempts) or not self.spool.has_backlog():
                 return True
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
@@ -214,20 +237,30 @@ class SpoolLink:
                     return True
                 continue
             with self._drained:
-                self.on_stored()  # the sender drains at once when idle
+                self.drain_now()
                 self._drained.wait(_NUDGE if remaining is None else min(remaining, _NUDGE))
 
-    def close(self, deadline: float, deliverer: Deliverer | None = None) -> None:
+    def close(self, deadline: float, deliverer: Deliverer | None = None) -> bool:
         """Write out the overflow and close the spool, within ``deadline``.
 
         Args:
             deadline: ``time.monotonic()`` bound.
             deliverer: When no sender thread runs: send this endpoint's rows from here.
+
+        Returns:
+            Whether the spool was closed: not while the overflow writer still writes
+            (loggers that went on during close() keep it busy), which needs it open.
         """
-        self._overflow.close(deadline)
+        finished = self._overflow.close(deadline)
         if deliverer is not None:
             self.deliver_backlog(deadline, deliverer)
-        self.spool.close()
+        if finished:
+            self.spool.close()
+        return finished
+
+    def stop_writer(self) -> None:
+        """The owner is gone: the overflow writer stores what it holds, then ends."""
+        self._overflow.stop()
 
     def waiting(self) -> int:
         """Events handed over by a full queue, not yet on disk."""

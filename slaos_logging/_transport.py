@@ -100,15 +100,24 @@ class Transport:
         session.trust_env = False
         return session
 
-    def send(self, body: bytes) -> SendResult:
-        """POST ``body``; return what happened. Never raises."""
+    def send(self, body: bytes, timeout: float | None = None) -> SendResult:
+        """POST ``body``; return what happened. Never raises.
+
+        Args:
+            body: The JSON array of events.
+            timeout: Seconds for this request, if shorter than the configured ``timeout``
+                (a closing deadline).
+        """
         try:
             # Never follow a redirect: a 301/302/303 would turn the POST into a GET (events
             # counted sent that nobody stored), and a 307/308 would re-send the events,
             # and with a Location that keeps the path the key too, to wherever it points,
             # over plain http if it says so.
             response = self._session.post(
-                self._url, data=body, timeout=self._timeout, allow_redirects=False
+                self._url,
+                data=body,
+                timeout=self._timeout if timeout is None else min(timeout, self._timeout),
+                allow_redirects=False,
             )
         except requests.RequestException as exc:
             return SendResult(None, None, self._clean(f"{type(exc).__name__}: {exc}"))
