@@ -25,7 +25,15 @@ from ._diagnostics import Reporter, protect_secret
 from ._encode import EventBuilder, make_encoder
 from ._extract import Pending
 from ._retry import RetryPolicy
-from ._shutdown import SHUTDOWN_TIMEOUT, Default, FlushTimeout, orphaned, put_at_exit, stop
+from ._shutdown import (
+    SHUTDOWN_TIMEOUT,
+    Default,
+    FlushTimeout,
+    drain_here,
+    orphaned,
+    put_at_exit,
+    stop,
+)
 from ._spooling import LoggedEventBuilder, SpoolLink
 from ._stats import Stats
 from ._transport import Transport
@@ -210,7 +218,7 @@ class Pipeline:
             if not self._exiting:
                 self._start()  # (a record's own put() may be starting it right now)
             if not self.has_thread():  # none can run: deliver on this thread
-                return self._drain_here(timeout)
+                return drain_here(self, timeout)
         deadline = None if timeout is None else time.monotonic() + timeout
         marker = FlushMarker()
         self.queue.put(marker)
@@ -234,37 +242,6 @@ class Pipeline:
         """Whether a sender thread is running for this pipeline."""
         thread = self.sender.thread
         return self.started and thread is not None and thread.is_alive()
-
-    def _drain_here(self, timeout: float | None, bounded: bool = True) -> bool:
-        # No sender thread can run (none could be started, or exit began): deliver on
-        # this thread. Never while a thread may start: two consumers of one queue
-        # would share one open batch.
-        limit = -1 if timeout is None else timeout
-        if not self._sync_lock.acquire(timeout=limit):
-            return False
-        try:
-            return self._drain_locked(timeout, bounded)
-        finally:
-            self._sync_lock.release()
-
-    def _drain_locked(self, timeout: float | None, bounded: bool) -> bool:
-        with self._lock:
-            if self._stale:
-                self._renew()
-        deadline = None if timeout is None else time.monotonic() + timeout
-        if deadline is not None and bounded:
-            # Retries must fit in the caller's time. (Not for a plain flush: a sender
-            # thread may take this deliverer over afterwards.)
-            self.deliverer.begin_closing(deadline)
-        while deadline is None or time.monotonic() < deadline:
-            try:
-                item = self.queue.get_nowait()
-            except queue.Empty:
-                break
-            if item is not None:  # a stop sentinel no thread will read
-                self.sender.handle(item)
-        self.sender.send_batch()
-        return self.queue.empty()
 
     def close(self, until: float | None = None) -> None:
         """Deliver what is queued within ``shutdown_timeout`` and stop the thread.

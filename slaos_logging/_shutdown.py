@@ -77,7 +77,7 @@ def stop(self: Pipeline, until: float | None = None) -> None:
         leftover = not self.queue.empty()
     if leftover:
         if self._exiting:
-            self._drain_here(max(0.0, deadline - time.monotonic()))
+            drain_here(self, max(0.0, deadline - time.monotonic()))
         else:
             self._start()
 
@@ -102,7 +102,7 @@ def _stop_thread(self: Pipeline, deadline: float) -> None:
             # but not sent when the thread ended: send them here.
             self.sender.send_batch()
     elif self.started or self._no_thread or not self.queue.empty():
-        self._drain_here(max(0.0, deadline - time.monotonic()))
+        drain_here(self, max(0.0, deadline - time.monotonic()))
         if not self.queue.empty():
             abandon(self)
     if self.spool is not None and not self._spool_closed:
@@ -157,7 +157,7 @@ def put_at_exit(self: Pipeline, pending: Pending) -> bool:
     try:
         before = self.stats.sent
         self.queue.put(pending)
-        self._drain_locked(self.config.shutdown_timeout, bounded=True)
+        drain_locked(self, self.config.shutdown_timeout, bounded=True)
         if self.stats.sent == before:
             self._exit_failed = True
     finally:
@@ -213,3 +213,42 @@ def orphaned(orphan: Pipeline) -> None:
         orphan.release()
     except Exception:  # a finalizer must never raise
         pass
+
+
+def drain_here(self: Pipeline, timeout: float | None, bounded: bool = True) -> bool:
+    """Deliver what is queued on the calling thread, within ``timeout``.
+
+    Returns:
+        Whether the queue was emptied.
+    """
+    # No sender thread can run (none could be started, or exit began): deliver on
+    # this thread. Never while a thread may start: two consumers of one queue
+    # would share one open batch.
+    limit = -1 if timeout is None else timeout
+    if not self._sync_lock.acquire(timeout=limit):
+        return False
+    try:
+        return drain_locked(self, timeout, bounded)
+    finally:
+        self._sync_lock.release()
+
+
+def drain_locked(self: Pipeline, timeout: float | None, bounded: bool) -> bool:
+    """``drain_here`` for a caller that holds ``_sync_lock`` (or needs no lock)."""
+    with self._lock:
+        if self._stale:
+            self._renew()
+    deadline = None if timeout is None else time.monotonic() + timeout
+    if deadline is not None and bounded:
+        # Retries must fit in the caller's time. (Not for a plain flush: a sender
+        # thread may take this deliverer over afterwards.)
+        self.deliverer.begin_closing(deadline)
+    while deadline is None or time.monotonic() < deadline:
+        try:
+            item = self.queue.get_nowait()
+        except queue.Empty:
+            break
+        if item is not None:  # a stop sentinel no thread will read
+            self.sender.handle(item)
+    self.sender.send_batch()
+    return self.queue.empty()
