@@ -16,7 +16,7 @@ import contextvars
 import inspect
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
 from typing import Any, Generic, TypeVar
 
 from slaos_logging._context import organization_id_var
@@ -27,6 +27,8 @@ __all__ = [
     "DEFAULT_MESSAGE",
     "RequestCore",
     "RequestTimer",
+    "awatch_chunks",
+    "watch_chunks",
 ]
 
 #: Deliberately outside ``slaos_logging*``: ``SlaOSHandler`` drops records from there.
@@ -190,6 +192,50 @@ class RequestCore(Generic[T]):
             self.logger.info(self.message, extra=extra)
         except Exception:  # a logging failure must not fail the request
             pass
+
+
+def watch_chunks(
+    chunks: Iterable[T], failed: Callable[[], None], stopped: Callable[[], None]
+) -> Iterator[T]:
+    """Yield a streamed body's chunks, telling how a stream that does not end ended.
+
+    A stream whose iterator raises midway sent the client a truncated body: that is a
+    server error whatever status was started, and some servers (Django's ASGI handler)
+    never close such a response, so the request must be logged here.
+
+    Args:
+        chunks: The body's iterable.
+        failed: Called once if the iterable raises (the request failed: a 500).
+        stopped: Called once if the stream is closed or cancelled before its end (the
+            client went away): log it as the server's ``close()`` would have.
+    """
+    try:
+        yield from chunks
+    except Exception:
+        failed()
+        raise
+    except BaseException:  # GeneratorExit: closed early
+        stopped()
+        raise
+
+
+async def awatch_chunks(
+    chunks: AsyncIterable[T], failed: Callable[[], None], stopped: Callable[[], None]
+) -> AsyncIterator[T]:
+    """``watch_chunks`` for an asynchronous body (a cancelled stream counts as stopped)."""
+    iterator = aiter(chunks)
+    try:
+        async for chunk in iterator:
+            yield chunk
+    except Exception:
+        failed()
+        raise
+    except BaseException:  # GeneratorExit or CancelledError: closed early
+        stopped()
+        aclose = getattr(iterator, "aclose", None)
+        if aclose is not None:
+            await aclose()  # ``async for`` does not close what it iterates
+        raise
 
 
 def _short(exc: BaseException, limit: int = 200) -> str:

@@ -44,6 +44,8 @@ from slaos_logging.integrations._core import (
     DEFAULT_MESSAGE,
     RequestCore,
     RequestTimer,
+    awatch_chunks,
+    watch_chunks,
 )
 
 __all__ = ["SlaOSMiddleware", "route_of"]
@@ -177,6 +179,15 @@ def _finish_at_close(
 ) -> None:
     close = response.close
 
+    # A body that fails midway is a 500, and Django's ASGI handler never closes a
+    # response whose stream raised or was cancelled: log those where they happen.
+    # (A FileResponse served by the server's file wrapper keeps its file: timed at close.)
+    if getattr(response, "file_to_stream", None) is None:
+        try:
+            _watch_stream(response, timer, status, route)
+        except Exception:  # an exotic response: its status is then the one started
+            pass
+
     def close_and_finish() -> None:
         try:
             close()
@@ -187,3 +198,20 @@ def _finish_at_close(
         response.close = close_and_finish  # type: ignore[method-assign]
     except Exception:  # an exotic response: time it to the view's return instead
         timer.finish(status, route)
+
+
+def _watch_stream(
+    response: HttpResponseBase, timer: RequestTimer, status: int, route: str | None
+) -> None:
+    def failed() -> None:
+        timer.finish(500, route)
+
+    def stopped() -> None:
+        timer.finish(status, route)
+
+    content: Any = response.streaming_content  # type: ignore[attr-defined]
+    if getattr(response, "is_async", False):
+        content = awatch_chunks(content, failed, stopped)
+    else:
+        content = watch_chunks(content, failed, stopped)
+    response.streaming_content = content  # type: ignore[attr-defined]

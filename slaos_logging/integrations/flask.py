@@ -8,8 +8,7 @@ Usage::
     app = Flask(__name__)
     SlaOS(app, organization_id=lambda: request.headers.get("X-Customer-Id"))
 
-or, with an application factory, ``slaos = SlaOS(organization_id=...)`` at import inspect
-import time
+or, with an application factory, ``slaos = SlaOS(organization_id=...)`` at import time
 and ``slaos.init_app(app)`` in the factory. Responses streamed from a generator are timed
 to their last chunk (the record is logged when the server closes the body).
 """
@@ -27,6 +26,7 @@ from slaos_logging.integrations._core import (
     DEFAULT_MESSAGE,
     RequestCore,
     RequestTimer,
+    watch_chunks,
 )
 
 __all__ = ["SlaOS"]
@@ -126,6 +126,13 @@ class SlaOS:
                     # closes the body.
                     rule = request.url_rule
                     status, route = response.status_code, rule.rule if rule else None
+                    # A body that raises midway is a 500 (the client got a truncated one).
+                    body: Iterable[bytes] = response.response  # type: ignore[assignment]
+                    response.response = watch_chunks(
+                        body,
+                        lambda: timer.finish(500, route),
+                        lambda: timer.finish(status, route),
+                    )
                     response.call_on_close(lambda: timer.finish(status, route))
                     setattr(g, _STREAMING, True)
             return response

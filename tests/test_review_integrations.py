@@ -1,0 +1,156 @@
+"""Review of the framework integrations: streamed bodies that fail or stop midway."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+
+from .django_support import configure_django
+
+configure_django()
+
+from django.core.handlers.asgi import ASGIHandler  # noqa: E402
+from django.http import HttpRequest, StreamingHttpResponse  # noqa: E402
+from django.test import Client, override_settings  # noqa: E402
+from django.urls import path  # noqa: E402
+from flask import Flask, Response, stream_with_context  # noqa: E402
+
+from slaos_logging.integrations.flask import SlaOS  # noqa: E402
+
+from .integration_support import Collect  # noqa: E402
+
+
+def _failing_chunks() -> Iterator[bytes]:
+    yield b"first"
+    raise RuntimeError("the stream failed midway")
+
+
+async def _afailing_chunks() -> AsyncIterator[bytes]:
+    yield b"first"
+    raise RuntimeError("the stream failed midway")
+
+
+def _sync_stream(request: HttpRequest) -> StreamingHttpResponse:
+    return StreamingHttpResponse(_failing_chunks())
+
+
+async def _async_stream(request: HttpRequest) -> StreamingHttpResponse:
+    return StreamingHttpResponse(_afailing_chunks())
+
+
+urlpatterns = [path("sync/", _sync_stream), path("async/", _async_stream)]
+
+
+@pytest.fixture
+def django_app() -> Iterator[None]:
+    with override_settings(
+        ROOT_URLCONF=__name__,
+        MIDDLEWARE=["slaos_logging.integrations.django.SlaOSMiddleware"],
+        ALLOWED_HOSTS=["testserver"],
+        DEBUG=False,
+    ):
+        yield
+
+
+def _statuses(log: Collect) -> list[Any]:
+    return [record.status_code for record in log.records]
+
+
+async def _asgi_get(url: str) -> list[dict[str, Any]]:
+    """One GET through Django's ASGI handler, as an ASGI server would run it."""
+    pending = [{"type": "http.request", "body": b"", "more_body": False}]
+    disconnected = asyncio.Event()
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        if pending:
+            return pending.pop()
+        await asyncio.wait_for(disconnected.wait(), 10)
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": url,
+        "raw_path": url.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"testserver")],
+        "client": ("127.0.0.1", 1),
+        "server": ("testserver", 80),
+    }
+    with pytest.raises(RuntimeError, match="midway"):
+        await ASGIHandler()(scope, receive, send)
+    disconnected.set()
+    return sent
+
+
+def test_django_wsgi_stream_failing_midway_is_a_500(
+    django_app: None, requests_log: Collect
+) -> None:
+    """A Django stream that raises midway under WSGI is logged once, as a 500, not its 200."""
+    response = Client().get("/sync/")
+    assert response.status_code == 200
+    with pytest.raises(RuntimeError, match="midway"):
+        list(response.streaming_content)  # type: ignore[attr-defined]
+    response.close()
+    assert _statuses(requests_log) == [500]
+
+
+@pytest.mark.filterwarnings("ignore:StreamingHttpResponse must consume")
+@pytest.mark.parametrize("url", ["/sync/", "/async/"])
+def test_django_asgi_stream_failing_midway_is_logged(
+    django_app: None, requests_log: Collect, url: str
+) -> None:
+    """Django's ASGI handler never closes a stream that raised: it is still logged, as a 500."""
+    sent = asyncio.run(_asgi_get(url))
+    assert sent[0]["status"] == 200
+    assert _statuses(requests_log) == [500]
+
+
+def _flask_app(with_context: bool) -> Flask:
+    app = Flask(__name__)
+    SlaOS(app)
+
+    @app.get("/stream")
+    def stream() -> Response:
+        chunks = _failing_chunks()
+        return Response(stream_with_context(chunks) if with_context else chunks)
+
+    @app.get("/fine")
+    def fine() -> Response:
+        return Response(iter_ok())
+
+    def iter_ok() -> Iterator[bytes]:
+        yield b"a"
+        yield b"b"
+
+    return app
+
+
+@pytest.mark.parametrize("with_context", [False, True])
+def test_flask_stream_failing_midway_is_a_500(requests_log: Collect, with_context: bool) -> None:
+    """A Flask stream that raises midway is logged once, as a 500, not the 200 it started."""
+    response = _flask_app(with_context).test_client().get("/stream")
+    try:
+        with pytest.raises(RuntimeError, match="midway"):
+            response.get_data()
+    finally:
+        response.close()
+    assert _statuses(requests_log) == [500]
+
+
+def test_flask_stream_that_ends_keeps_its_status(requests_log: Collect) -> None:
+    """A Flask stream that ends normally is logged once with its own status."""
+    with _flask_app(False).test_client().get("/fine") as response:
+        assert response.get_data() == b"ab"
+    assert _statuses(requests_log) == [200]
