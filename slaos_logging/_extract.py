@@ -7,6 +7,7 @@ sender thread (see ``_encode``). No threads, no I/O.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -142,4 +143,21 @@ def record_from_event_dict(record: logging.LogRecord) -> logging.LogRecord:
         # A key named like a record attribute cannot be an extra (as with logging).
         if name != "event" and name not in fields:
             fields[name] = value
+    stamp = fields.get("timestamp")
+    if stamp.__class__ is str and not _zoned(stamp):
+        # TimeStamper's text without a zone: UTC by default, local with utc=False, and
+        # often cut to the second. The record's own creation time is that same
+        # instant, exact: use it rather than guess (a guess was hours off).
+        del fields["timestamp"]
     return logging.makeLogRecord(fields)
+
+
+def _zoned(text: str) -> bool:
+    """Whether ``text`` is an ISO 8601 time that says its zone."""
+    text = text.strip()
+    if text.endswith(("Z", "z")):
+        return True
+    try:
+        return dt.datetime.fromisoformat(text).tzinfo is not None
+    except ValueError:
+        return False

@@ -1,12 +1,16 @@
-"""Review of the framework integrations: streamed bodies that fail or stop midway."""
+"""Review of the framework integrations and logging-library adapters."""
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import logging
+import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
+import structlog
 
 from .django_support import configure_django
 
@@ -18,7 +22,9 @@ from django.test import Client, override_settings  # noqa: E402
 from django.urls import path  # noqa: E402
 from flask import Flask, Response, stream_with_context  # noqa: E402
 
+from slaos_logging import SlaOSHandler  # noqa: E402
 from slaos_logging.integrations.flask import SlaOS  # noqa: E402
+from slaos_logging.testing import capture_events  # noqa: E402
 
 from .integration_support import Collect  # noqa: E402
 
@@ -154,3 +160,42 @@ def test_flask_stream_that_ends_keeps_its_status(requests_log: Collect) -> None:
     with _flask_app(False).test_client().get("/fine") as response:
         assert response.get_data() == b"ab"
     assert _statuses(requests_log) == [200]
+
+
+@pytest.fixture
+def new_york_time(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Local time five hours behind UTC (a POSIX TZ string: no tz database needed)."""
+    monkeypatch.setenv("TZ", "EST+05")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_structlog_zoneless_timestamp_is_not_read_as_local_time(new_york_time: None) -> None:
+    """structlog's documented TimeStamper(fmt=...) text (UTC, no zone) does not move the event."""
+    stamp = structlog.processors.TimeStamper(fmt="%Y-%m-%d %H:%M:%S")
+    handler = SlaOSHandler(ingestion_id="id", ingestion_key="k", key="rated", organization_id="o")
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(processor=structlog.processors.KeyValueRenderer())
+    )
+    log = logging.getLogger("review.structlog.tz")
+    log.addHandler(handler)
+    log.propagate = False
+    log.setLevel(logging.INFO)
+    bound = structlog.wrap_logger(
+        log,
+        processors=[stamp, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        wrapper_class=structlog.stdlib.BoundLogger,
+    )
+    try:
+        before = time.time()
+        with capture_events() as events:
+            bound.info("request_finished", took=0.1)
+        after = time.time()
+    finally:
+        log.removeHandler(handler)
+        handler.close()
+    (event,) = events
+    sent = dt.datetime.fromisoformat(event["timestamp"].replace("Z", "+00:00")).timestamp()
+    assert int(before) <= sent <= after + 1, (event["timestamp"], before)
