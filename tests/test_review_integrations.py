@@ -47,7 +47,21 @@ async def _async_stream(request: HttpRequest) -> StreamingHttpResponse:
     return StreamingHttpResponse(_afailing_chunks())
 
 
-urlpatterns = [path("sync/", _sync_stream), path("async/", _async_stream)]
+async def _slow_chunks() -> AsyncIterator[bytes]:
+    for _ in range(100):
+        yield b"chunk"
+        await asyncio.sleep(0.1)
+
+
+async def _slow_stream(request: HttpRequest) -> StreamingHttpResponse:
+    return StreamingHttpResponse(_slow_chunks())
+
+
+urlpatterns = [
+    path("sync/", _sync_stream),
+    path("async/", _async_stream),
+    path("slow/", _slow_stream),
+]
 
 
 @pytest.fixture
@@ -65,8 +79,11 @@ def _statuses(log: Collect) -> list[Any]:
     return [record.status_code for record in log.records]
 
 
-async def _asgi_get(url: str) -> list[dict[str, Any]]:
-    """One GET through Django's ASGI handler, as an ASGI server would run it."""
+async def _asgi_get(url: str, leave: bool = False) -> list[dict[str, Any]]:
+    """One GET through Django's ASGI handler, as an ASGI server runs it.
+
+    With ``leave``, the client disconnects once the first body chunk is sent.
+    """
     pending = [{"type": "http.request", "body": b"", "more_body": False}]
     disconnected = asyncio.Event()
     sent: list[dict[str, Any]] = []
@@ -79,6 +96,8 @@ async def _asgi_get(url: str) -> list[dict[str, Any]]:
 
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
+        if leave and message["type"] == "http.response.body":
+            disconnected.set()
 
     scope = {
         "type": "http",
@@ -94,6 +113,9 @@ async def _asgi_get(url: str) -> list[dict[str, Any]]:
         "client": ("127.0.0.1", 1),
         "server": ("testserver", 80),
     }
+    if leave:
+        await asyncio.wait_for(ASGIHandler()(scope, receive, send), 10)
+        return sent
     with pytest.raises(RuntimeError, match="midway"):
         await ASGIHandler()(scope, receive, send)
     disconnected.set()
@@ -121,6 +143,16 @@ def test_django_asgi_stream_failing_midway_is_logged(
     sent = asyncio.run(_asgi_get(url))
     assert sent[0]["status"] == 200
     assert _statuses(requests_log) == [500]
+
+
+def test_django_asgi_stream_left_by_the_client_is_logged(
+    django_app: None, requests_log: Collect
+) -> None:
+    """A client leaving a Django stream under ASGI (never closed by Django) is logged once."""
+    sent = asyncio.run(_asgi_get("/slow/", leave=True))
+    assert sent[0]["status"] == 200
+    assert len(sent) < 50, "the stream was not cut short by the disconnect"
+    assert _statuses(requests_log) == [200]
 
 
 def _flask_app(with_context: bool) -> Flask:
