@@ -17,8 +17,8 @@ from .django_support import configure_django
 configure_django()
 
 from django.core.handlers.asgi import ASGIHandler  # noqa: E402
-from django.http import HttpRequest, StreamingHttpResponse  # noqa: E402
-from django.test import Client, override_settings  # noqa: E402
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse  # noqa: E402
+from django.test import AsyncClient, Client, override_settings  # noqa: E402
 from django.urls import path  # noqa: E402
 from flask import Flask, Response, stream_with_context  # noqa: E402
 
@@ -47,6 +47,16 @@ async def _async_stream(request: HttpRequest) -> StreamingHttpResponse:
     return StreamingHttpResponse(_afailing_chunks())
 
 
+async def _hello(request: HttpRequest) -> HttpResponse:
+    return HttpResponse("hello")
+
+
+async def _org_from_async_lookup(request: HttpRequest) -> str | None:
+    """An async resolver, as one reading ``await request.auser()`` is."""
+    await asyncio.sleep(0)
+    return request.headers.get("X-Customer-Id")
+
+
 async def _slow_chunks() -> AsyncIterator[bytes]:
     for _ in range(100):
         yield b"chunk"
@@ -61,6 +71,7 @@ urlpatterns = [
     path("sync/", _sync_stream),
     path("async/", _async_stream),
     path("slow/", _slow_stream),
+    path("hello/", _hello),
 ]
 
 
@@ -153,6 +164,17 @@ def test_django_asgi_stream_left_by_the_client_is_logged(
     assert sent[0]["status"] == 200
     assert len(sent) < 50, "the stream was not cut short by the disconnect"
     assert _statuses(requests_log) == [200]
+
+
+def test_django_async_stack_awaits_an_async_resolver(
+    django_app: None, requests_log: Collect, diagnostics: Collect
+) -> None:
+    """Under an async Django stack an async resolver is awaited: the request is logged for it."""
+    with override_settings(SLAOS_ORGANIZATION_ID=_org_from_async_lookup):
+        response = asyncio.run(AsyncClient().get("/hello/", headers={"X-Customer-Id": "acme"}))
+    assert response.status_code == 200
+    assert [r.organization_id for r in requests_log.records] == ["acme"]
+    assert not diagnostics.records
 
 
 def _flask_app(with_context: bool) -> Flask:

@@ -151,6 +151,19 @@ class RequestCore(Generic[T]):
             return None
         return self.accept(org, method)
 
+    async def abegin(self, request: T, method: str) -> RequestTimer | None:
+        """``begin`` on an async stack: the resolver may also be ``async``."""
+        if self.resolver is None:
+            return self.timer(None, method)
+        try:
+            org = self.resolver(request)
+            if inspect.isawaitable(org):
+                org = await org
+        except Exception as exc:  # the app must never see our resolver fail
+            self.resolver_failed(exc)
+            return None
+        return self.accept(org, method)
+
     def accept(self, org: object, method: str) -> RequestTimer | None:
         """Start timing a request whose resolver already returned ``org``."""
         if org is None or org == "":

@@ -28,7 +28,6 @@ module imports no framework.
 from __future__ import annotations
 
 import asyncio
-import inspect
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 
@@ -147,17 +146,7 @@ class SlaOSMiddleware:
         try:
             if core.excluded(scope.get("path", "")):
                 return None
-            method = scope.get("method", "GET")
-            if core.resolver is None:
-                return core.timer(None, method)
-            try:
-                org = core.resolver(scope)
-                if inspect.isawaitable(org):
-                    org = await org
-            except Exception as exc:  # the app must never see this fail
-                core.resolver_failed(exc)
-                return None
-            return core.accept(org, method)
+            return await core.abegin(scope, scope.get("method", "GET"))
         except Exception:  # never fail the request for our sake
             return None
 

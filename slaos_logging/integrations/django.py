@@ -24,8 +24,9 @@ Streaming responses (``StreamingHttpResponse``, ``FileResponse``) are timed to t
 last chunk: the record is logged when the server closes the response.
 
 The middleware runs natively in both sync and async stacks. In an async stack the
-resolver is called on the event loop, so it must not query the database (read a
-header, or a value an earlier middleware put on the request).
+resolver is called on the event loop, so it must not query the database synchronously:
+read a header or a value an earlier middleware put on the request, or make it
+``async`` (``user = await request.auser()``).
 """
 
 from __future__ import annotations
@@ -135,7 +136,7 @@ class SlaOSMiddleware:
     async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
         """Handle one request in an async stack."""
         get_response = cast(_Async, self.get_response)
-        timer = self._begin(request)
+        timer = await self._abegin(request)
         if timer is None:
             return await get_response(request)
         timer.activate()
@@ -154,6 +155,14 @@ class SlaOSMiddleware:
             if self.core.excluded(request.path_info):
                 return None
             return self.core.begin(request, request.method or "GET")
+        except Exception:  # never fail the request for our sake
+            return None
+
+    async def _abegin(self, request: HttpRequest) -> RequestTimer | None:
+        try:
+            if self.core.excluded(request.path_info):
+                return None
+            return await self.core.abegin(request, request.method or "GET")
         except Exception:  # never fail the request for our sake
             return None
 
