@@ -28,6 +28,7 @@ from ._pipeline import Pipeline
 from ._shutdown import SHUTDOWN_TIMEOUT, FlushTimeout, warn_if_disabled
 
 _OWN_LOGGER = "slaos_logging"
+_OWN_CHILD = _OWN_LOGGER + "."
 
 
 class SlaOSHandler(logging.Handler):
@@ -224,7 +225,8 @@ class SlaOSHandler(logging.Handler):
                 name = record.name
                 if name.__class__ is not str:  # logging.makeLogRecord() without a name
                     name = str(name)
-                if name.startswith(_OWN_LOGGER):
+                # Ours and its children only: an app's "slaos_logging_app" is an app logger.
+                if name.startswith(_OWN_CHILD) or name == _OWN_LOGGER:
                     return
                 if record.msg.__class__ is dict:  # structlog's wrap_for_formatter
                     record = record_from_event_dict(record)
