@@ -38,9 +38,19 @@ def wait_for(predicate: Callable[[], bool], timeout: float, what: Callable[[], s
 
 
 def accepted(server: RecordingServer) -> list[tuple[str, dict[str, Any]]]:
-    """(request path, event) of every event in a 2xx answered POST, in arrival order."""
+    """(request path, event) of every event in a 2xx answered POST, in arrival order.
+
+    The client has its answer a moment before the server marks the request final: a
+    request being answered is waited for (a few seconds at most, for a stalled one).
+    """
+    requests = list(server.requests)
+    pause = threading.Event()
+    for _ in range(100):
+        if all(request.final for request in requests):
+            break
+        pause.wait(0.05)
     out: list[tuple[str, dict[str, Any]]] = []
-    for request in list(server.requests):
+    for request in requests:
         if request.method == "POST" and request.final and 200 <= request.status < 300:
             out.extend((request.path, event) for event in request.json())
     return out
