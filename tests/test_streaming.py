@@ -6,23 +6,11 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Iterator
 
-import django
 import pytest
-from django.conf import settings
 
-# Django can be configured once per process; another test module may have done it.
-if not settings.configured:
-    settings.configure(
-        DEBUG=False,
-        SECRET_KEY="slaos-logging-tests",
-        ALLOWED_HOSTS=["testserver"],
-        INSTALLED_APPS=[],
-        DATABASES={},
-        MIDDLEWARE=[],
-        ROOT_URLCONF=__name__,
-        USE_TZ=True,
-    )
-django.setup()
+from .django_support import configure_django
+
+configure_django()  # before Django's request machinery is imported
 
 from django.http import HttpRequest, StreamingHttpResponse  # noqa: E402
 from django.test import AsyncClient, Client, override_settings  # noqa: E402
