@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .conftest import KEY
+from .integration_support import received
 from .server import RecordingServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,13 +57,8 @@ def run_script(
 
 
 def wait_for_events(server: RecordingServer, count: int, timeout: float = 20.0) -> list[Any]:
-    """The accepted events, once there are ``count`` of them (or when ``timeout`` ran out)."""
-    deadline = time.monotonic() + timeout
-    events = server.events()
-    while len(events) < count and time.monotonic() < deadline:
-        server.wait_for_requests(len(server.requests) + 1, timeout=0.1)
-        events = server.events()
-    return events
+    """``received`` with room for a real server's start and stop (20 s by default)."""
+    return received(server, count, timeout)
 
 
 def assert_exactly(events: list[dict[str, Any]], expected: collections.Counter[Any]) -> None:
